@@ -1,0 +1,4 @@
+//! Channel adapters: they translate platform events into desk calls and
+//! rendered replies into platform messages, and hold no flow logic.
+
+pub mod console;

@@ -1,0 +1,272 @@
+//! Typed configuration: a TOML file (see `config.example.toml`), then
+//! environment overrides `MADOGUCHI__SECTION__KEY=value`, then defaults that
+//! make `madoguchi chat` work with no file at all.
+//!
+//! Secrets are never in the file: the file names the environment variable
+//! that holds each one (`token_env = "MADOGUCHI_DISCORD_TOKEN"`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::flow::engine::EngineSettings;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub general: GeneralConfig,
+    pub storage: StorageConfig,
+    pub lockout: LockoutConfig,
+    pub session: SessionConfig,
+    pub intent: IntentConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeneralConfig {
+    pub default_locale: String,
+    pub agent_locale: String,
+    pub time_zone: String,
+    pub default_country: String,
+    pub flows_dir: PathBuf,
+    pub locales_dir: PathBuf,
+    pub flow: String,
+    pub max_input_chars: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub database: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LockoutConfig {
+    pub retry_wait_minutes: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    pub expiry_minutes: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntentConfig {
+    pub threshold: f32,
+    pub margin: f32,
+    pub clarify_threshold: f32,
+}
+
+impl Default for GeneralConfig {
+    fn default() -> Self {
+        GeneralConfig {
+            default_locale: "ja".into(),
+            agent_locale: "ja".into(),
+            time_zone: "Asia/Tokyo".into(),
+            default_country: "JP".into(),
+            flows_dir: "flows".into(),
+            locales_dir: "locales".into(),
+            flow: "mfa-phone".into(),
+            max_input_chars: 2000,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            database: "madoguchi.db".into(),
+        }
+    }
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        LockoutConfig {
+            retry_wait_minutes: 180,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            expiry_minutes: 1440,
+        }
+    }
+}
+
+impl Default for IntentConfig {
+    fn default() -> Self {
+        IntentConfig {
+            threshold: 0.45,
+            margin: 0.08,
+            clarify_threshold: 0.2,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+impl Config {
+    /// Loads `path` (if given) and applies `MADOGUCHI__…` overrides from
+    /// `env` (pass `std::env::vars()`).
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid {
+                        origin: path.display().to_string(),
+                        message: e.to_string().trim().replace('\n', " "),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("MADOGUCHI__") else {
+                continue;
+            };
+            let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let [section, name] = parts.as_slice() else {
+                return Err(ConfigError::Invalid {
+                    origin: key.clone(),
+                    message: "environment overrides look like MADOGUCHI__SECTION__KEY".into(),
+                });
+            };
+            let section = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(section) = section {
+                section.insert(name.clone(), parse_env_value(&value));
+            }
+        }
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    origin: path
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "environment".into()),
+                    message: e.to_string().trim().replace('\n', " "),
+                })?;
+        config.engine_settings()?;
+        Ok(config)
+    }
+
+    /// The engine's view of the configuration.
+    pub fn engine_settings(&self) -> Result<EngineSettings, ConfigError> {
+        let time_zone = self
+            .general
+            .time_zone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| ConfigError::Invalid {
+                origin: "general.time_zone".into(),
+                message: format!(
+                    "\"{}\" is not an IANA time zone name (for example Asia/Tokyo)",
+                    self.general.time_zone
+                ),
+            })?;
+        let default_country = self
+            .general
+            .default_country
+            .parse::<phonenumber::country::Id>()
+            .map_err(|_| ConfigError::Invalid {
+                origin: "general.default_country".into(),
+                message: format!(
+                    "\"{}\" is not a two-letter country code (for example JP)",
+                    self.general.default_country
+                ),
+            })?;
+        if self.lockout.retry_wait_minutes <= 0 || self.session.expiry_minutes <= 0 {
+            return Err(ConfigError::Invalid {
+                origin: "lockout.retry_wait_minutes / session.expiry_minutes".into(),
+                message: "must be positive numbers of minutes".into(),
+            });
+        }
+        Ok(EngineSettings {
+            time_zone,
+            lockout_wait: chrono::Duration::minutes(self.lockout.retry_wait_minutes),
+            session_expiry: chrono::Duration::minutes(self.session.expiry_minutes),
+            intent_threshold: self.intent.threshold,
+            intent_margin: self.intent.margin,
+            clarify_threshold: self.intent.clarify_threshold,
+            max_input_chars: self.general.max_input_chars.max(1),
+            default_country,
+        })
+    }
+
+    pub fn flow_path(&self) -> PathBuf {
+        self.general
+            .flows_dir
+            .join(format!("{}.toml", self.general.flow))
+    }
+}
+
+/// Environment values are TOML literals when they parse as one (numbers,
+/// booleans), otherwise plain strings.
+fn parse_env_value(value: &str) -> toml::Value {
+    format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_without_a_file() {
+        let config = Config::load(None, Vec::new()).expect("defaults");
+        assert_eq!(config.general.default_locale, "ja");
+        assert_eq!(config.lockout.retry_wait_minutes, 180);
+    }
+
+    #[test]
+    fn environment_overrides_file_values() {
+        let env = vec![
+            (
+                "MADOGUCHI__LOCKOUT__RETRY_WAIT_MINUTES".to_string(),
+                "240".to_string(),
+            ),
+            (
+                "MADOGUCHI__STORAGE__DATABASE".to_string(),
+                "/tmp/x.db".to_string(),
+            ),
+            ("UNRELATED".to_string(), "1".to_string()),
+        ];
+        let config = Config::load(None, env).expect("overrides");
+        assert_eq!(config.lockout.retry_wait_minutes, 240);
+        assert_eq!(config.storage.database, PathBuf::from("/tmp/x.db"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key_to_fix() {
+        let env = vec![(
+            "MADOGUCHI__GENERAL__TIME_ZONE".to_string(),
+            "Mars/Base".to_string(),
+        )];
+        let error = Config::load(None, env).expect_err("bad tz").to_string();
+        assert!(error.contains("general.time_zone"), "{error}");
+    }
+}

@@ -1,0 +1,204 @@
+//! In-memory [`Store`] for unit tests and throw-away terminal sessions.
+//!
+//! Same semantics as the SQLite store (duplicate keys, optimistic versions,
+//! atomic commits) behind one `std::sync::Mutex`: every operation is short
+//! and never awaits while holding it, so a blocking lock is the simple and
+//! correct choice.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::store::*;
+
+#[derive(Default)]
+struct Inner {
+    conversations: BTreeMap<String, ConversationRecord>,
+    seen: HashSet<(String, String)>,
+    transcript: BTreeMap<String, Vec<TranscriptEntry>>,
+    outbox: Vec<(OutboxMessage, bool)>,
+    timers: BTreeMap<String, (TimerRow, bool)>,
+    handoffs: Vec<HandoffRecord>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> StoreResult<std::sync::MutexGuard<'_, Inner>> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::Database("memory store lock poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn load(&self, id: &str) -> StoreResult<Option<ConversationRecord>> {
+        Ok(self.lock()?.conversations.get(id).cloned())
+    }
+
+    async fn latest_for_user(
+        &self,
+        channel: &str,
+        user_key: &str,
+    ) -> StoreResult<Option<ConversationRecord>> {
+        Ok(self
+            .lock()?
+            .conversations
+            .values()
+            .filter(|c| c.channel == channel && c.user_key == user_key)
+            .max_by_key(|c| c.updated_at)
+            .cloned())
+    }
+
+    async fn commit(&self, commit: Commit) -> StoreResult<CommitOutcome> {
+        let mut inner = self.lock()?;
+        let id = commit.conversation.id.clone();
+        if let Some(key) = &commit.inbound_key {
+            if inner.seen.contains(&(id.clone(), key.clone())) {
+                return Ok(CommitOutcome::Duplicate);
+            }
+        }
+        let current = inner.conversations.get(&id).map(|c| c.version);
+        let version = match (commit.expected_version, current) {
+            (None, None) => 1,
+            (Some(expected), Some(current)) if expected == current => current + 1,
+            _ => return Ok(CommitOutcome::Conflict),
+        };
+        if let Some(key) = commit.inbound_key {
+            inner.seen.insert((id.clone(), key));
+        }
+        let mut record = commit.conversation;
+        record.version = version;
+        if let Some(existing) = inner.conversations.get(&id) {
+            record.created_at = existing.created_at;
+        }
+        inner.conversations.insert(id.clone(), record);
+        inner
+            .transcript
+            .entry(id.clone())
+            .or_default()
+            .extend(commit.transcript);
+        let mut outbox_ids = Vec::new();
+        for (channel, payload) in commit.outbox {
+            let row_id = inner.outbox.len() as i64 + 1;
+            outbox_ids.push(row_id);
+            inner.outbox.push((
+                OutboxMessage {
+                    id: row_id,
+                    conversation_id: id.clone(),
+                    channel,
+                    payload,
+                    created_at: Utc::now(),
+                    attempts: 0,
+                },
+                false,
+            ));
+        }
+        for (timer, done) in inner.timers.values_mut() {
+            if timer.conversation_id == id && commit.cancel_timer_kinds.contains(&timer.kind) {
+                *done = true;
+            }
+        }
+        if let Some(fired) = &commit.fired_timer {
+            if let Some((_, done)) = inner.timers.get_mut(fired) {
+                *done = true;
+            }
+        }
+        for timer in commit.new_timers {
+            inner.timers.insert(timer.id.clone(), (timer, false));
+        }
+        if let Some(handoff) = commit.open_handoff {
+            inner.handoffs.push(handoff);
+        }
+        if let Some((ticket, status)) = commit.handoff_status {
+            for handoff in inner.handoffs.iter_mut().filter(|h| h.ticket == ticket) {
+                handoff.status = status.clone();
+            }
+        }
+        Ok(CommitOutcome::Committed {
+            version,
+            outbox_ids,
+        })
+    }
+
+    async fn due_timers(
+        &self,
+        now: DateTime<Utc>,
+        conversation: Option<&str>,
+    ) -> StoreResult<Vec<TimerRow>> {
+        let inner = self.lock()?;
+        let mut due: Vec<TimerRow> = inner
+            .timers
+            .values()
+            .filter(|(t, done)| {
+                !done && t.due_at <= now && conversation.is_none_or(|c| c == t.conversation_id)
+            })
+            .map(|(t, _)| t.clone())
+            .collect();
+        due.sort_by(|a, b| a.due_at.cmp(&b.due_at).then(a.id.cmp(&b.id)));
+        Ok(due)
+    }
+
+    async fn next_timer_due(
+        &self,
+        conversation: Option<&str>,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .timers
+            .values()
+            .filter(|(t, done)| !done && conversation.is_none_or(|c| c == t.conversation_id))
+            .map(|(t, _)| t.due_at)
+            .min())
+    }
+
+    async fn pending_outbox(&self, channel: &str, limit: i64) -> StoreResult<Vec<OutboxMessage>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .outbox
+            .iter()
+            .filter(|(m, sent)| !sent && m.channel == channel)
+            .take(limit.max(0) as usize)
+            .map(|(m, _)| m.clone())
+            .collect())
+    }
+
+    async fn mark_sent(&self, ids: &[i64], _at: DateTime<Utc>) -> StoreResult<()> {
+        let mut inner = self.lock()?;
+        for (message, sent) in inner.outbox.iter_mut() {
+            if ids.contains(&message.id) {
+                *sent = true;
+            }
+        }
+        Ok(())
+    }
+
+    async fn transcript(&self, conversation: &str) -> StoreResult<Vec<TranscriptEntry>> {
+        Ok(self
+            .lock()?
+            .transcript
+            .get(conversation)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn handoffs(&self, conversation: &str) -> StoreResult<Vec<HandoffRecord>> {
+        Ok(self
+            .lock()?
+            .handoffs
+            .iter()
+            .filter(|h| h.conversation_id == conversation)
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,7 @@
+//! Conversations: the engine's state, the transcript, and where both are
+//! stored (the [`store::Store`] trait with in-memory and SQLite backends).
+
+pub mod memory;
+pub mod sqlite;
+pub mod state;
+pub mod store;

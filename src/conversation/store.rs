@@ -1,0 +1,204 @@
+//! The storage trait every backend implements, and the records it stores.
+//!
+//! One call, [`Store::commit`], writes everything one input produced (new
+//! state, transcript lines, outbox rows, timers, handoff ticket) in one
+//! transaction, after checking that the input was not handled before and
+//! that nobody else changed the conversation in between (optimistic version).
+//! The trait is async and object-safe so the desk holds an
+//! `Arc<dyn Store>` chosen at run time: memory for unit tests, SQLite by
+//! default, PostgreSQL later for several instances.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::state::State;
+
+/// A stored conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationRecord {
+    pub id: String,
+    /// `console`, `discord`, `teams`.
+    pub channel: String,
+    /// The person's id on that channel.
+    pub user_key: String,
+    pub locale: String,
+    pub state: State,
+    /// Incremented by every commit; a commit names the version it read.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Who wrote a transcript line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Person,
+    Bot,
+    Agent,
+    System,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Person => "person",
+            Direction::Bot => "bot",
+            Direction::Agent => "agent",
+            Direction::System => "system",
+        }
+    }
+
+    pub fn parse(text: &str) -> Direction {
+        match text {
+            "person" => Direction::Person,
+            "bot" => Direction::Bot,
+            "agent" => Direction::Agent,
+            _ => Direction::System,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptEntry {
+    pub at: DateTime<Utc>,
+    pub direction: Direction,
+    /// Agent name for agent lines.
+    pub author: Option<String>,
+    /// The Fluent message id for bot lines.
+    pub message_id: Option<String>,
+    pub text: String,
+}
+
+/// A stored outgoing message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub conversation_id: String,
+    pub channel: String,
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i64,
+}
+
+/// A durable timer (case A's reminder).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerRow {
+    pub id: String,
+    pub conversation_id: String,
+    pub kind: String,
+    pub due_at: DateTime<Utc>,
+    pub payload: Value,
+}
+
+/// A handoff ticket with the summary prepared for agents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoffRecord {
+    pub ticket: String,
+    pub conversation_id: String,
+    pub reason: String,
+    pub summary: String,
+    /// `queued`, `claimed`, `cancelled`, `closed`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Everything one input produced, written atomically.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The conversation with its new state (its `version` is ignored).
+    pub conversation: ConversationRecord,
+    /// The version the state was read at; `None` creates the conversation.
+    pub expected_version: Option<i64>,
+    /// Platform message id / timer id; a key seen before makes the commit a
+    /// [`CommitOutcome::Duplicate`] and writes nothing.
+    pub inbound_key: Option<String>,
+    pub transcript: Vec<TranscriptEntry>,
+    /// (channel, payload) of outgoing messages, in order.
+    pub outbox: Vec<(String, Value)>,
+    /// Timer kinds of this conversation to cancel (before adding new ones).
+    pub cancel_timer_kinds: Vec<String>,
+    pub new_timers: Vec<TimerRow>,
+    /// A timer this input consumed.
+    pub fired_timer: Option<String>,
+    pub open_handoff: Option<HandoffRecord>,
+    /// (ticket, new status) of a handoff to update.
+    pub handoff_status: Option<(String, String)>,
+}
+
+impl Commit {
+    pub fn new(conversation: ConversationRecord, expected_version: Option<i64>) -> Commit {
+        Commit {
+            conversation,
+            expected_version,
+            inbound_key: None,
+            transcript: Vec::new(),
+            outbox: Vec::new(),
+            cancel_timer_kinds: Vec::new(),
+            new_timers: Vec::new(),
+            fired_timer: None,
+            open_handoff: None,
+            handoff_status: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommitOutcome {
+    /// Written; the new version and the ids of the outbox rows.
+    Committed { version: i64, outbox_ids: Vec<i64> },
+    /// The inbound key was handled before: nothing written.
+    Duplicate,
+    /// The conversation changed since it was read: nothing written; reload
+    /// and step again.
+    Conflict,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn load(&self, id: &str) -> StoreResult<Option<ConversationRecord>>;
+
+    /// The most recently updated conversation of a person on a channel.
+    async fn latest_for_user(
+        &self,
+        channel: &str,
+        user_key: &str,
+    ) -> StoreResult<Option<ConversationRecord>>;
+
+    async fn commit(&self, commit: Commit) -> StoreResult<CommitOutcome>;
+
+    /// Timers due at `now`, not fired or cancelled, oldest first; only of
+    /// one conversation when `conversation` is given.
+    async fn due_timers(
+        &self,
+        now: DateTime<Utc>,
+        conversation: Option<&str>,
+    ) -> StoreResult<Vec<TimerRow>>;
+
+    /// When the next pending timer is due.
+    async fn next_timer_due(
+        &self,
+        conversation: Option<&str>,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// Unsent outbox rows of a channel, in id order.
+    async fn pending_outbox(&self, channel: &str, limit: i64) -> StoreResult<Vec<OutboxMessage>>;
+
+    async fn mark_sent(&self, ids: &[i64], at: DateTime<Utc>) -> StoreResult<()>;
+
+    async fn transcript(&self, conversation: &str) -> StoreResult<Vec<TranscriptEntry>>;
+
+    async fn handoffs(&self, conversation: &str) -> StoreResult<Vec<HandoffRecord>>;
+}

@@ -1,0 +1,509 @@
+//! The desk: the one place that ties engine, store, handoff and rendering.
+//!
+//! For each input it takes the conversation's lock, loads the state, steps
+//! the pure engine, renders the replies in the conversation's locale, and
+//! commits state, transcript, outbox rows, timers and handoff ticket in one
+//! transaction. An input key seen before is answered as a duplicate and not
+//! processed again. Channels (terminal, Discord, Teams) only translate their
+//! events into calls on a [`Desk`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::conversation::state::State;
+use crate::conversation::store::*;
+use crate::flow::compiled::CompiledFlow;
+use crate::flow::engine::{self, EngineSettings, Input, Reply};
+use crate::handoff::summary;
+use crate::i18n::Catalog;
+use crate::text;
+
+/// Longest person text kept in the transcript (characters); longer input is
+/// cut there and marked, so a pasted 100 KB log cannot bloat the database.
+pub const TRANSCRIPT_MAX_CHARS: usize = 20_000;
+
+/// A reply rendered in the conversation's locale.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RenderedReply {
+    pub message_id: String,
+    pub text: String,
+    pub choices: Vec<RenderedChoice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RenderedChoice {
+    pub id: String,
+    pub label: String,
+}
+
+/// What one call on the desk produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub conversation_id: String,
+    pub locale: String,
+    pub state: State,
+    pub replies: Vec<RenderedReply>,
+    /// The input was handled before; nothing was done.
+    pub duplicate: bool,
+    /// A handoff ticket opened by this input.
+    pub handoff: Option<HandoffRecord>,
+    /// Outbox rows written for this outcome (the channel marks them sent).
+    pub outbox_ids: Vec<i64>,
+    pub expects: String,
+    pub case: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("conversation \"{0}\" does not exist")]
+    UnknownConversation(String),
+    #[error("conversation \"{0}\" kept changing under concurrent writers; gave up after retries")]
+    Contention(String),
+}
+
+struct DeskInner {
+    flow: CompiledFlow,
+    catalog: Arc<Catalog>,
+    store: Arc<dyn Store>,
+    settings: EngineSettings,
+    agent_locale: String,
+    /// One async lock per conversation: inputs of one conversation are
+    /// stepped one at a time (in arrival order), different conversations in
+    /// parallel. The map itself is behind a blocking mutex held only to look
+    /// up or insert an entry, never across an await.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Cheap to clone: every channel task holds one.
+#[derive(Clone)]
+pub struct Desk {
+    inner: Arc<DeskInner>,
+}
+
+impl Desk {
+    pub fn new(
+        flow: CompiledFlow,
+        catalog: Arc<Catalog>,
+        store: Arc<dyn Store>,
+        settings: EngineSettings,
+        agent_locale: String,
+    ) -> Desk {
+        Desk {
+            inner: Arc::new(DeskInner {
+                flow,
+                catalog,
+                store,
+                settings,
+                agent_locale,
+                locks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    pub fn flow(&self) -> &CompiledFlow {
+        &self.inner.flow
+    }
+
+    fn lock_for(&self, conversation: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .inner
+            .locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks
+            .entry(conversation.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone()
+    }
+
+    /// Starts a new conversation and greets the person. `locale_hint` is
+    /// what the platform reports (`ja-JP`, `en`…).
+    pub async fn start(
+        &self,
+        channel: &str,
+        user_key: &str,
+        locale_hint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DeskError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let locale = self.inner.catalog.negotiate(locale_hint);
+        let state = State::fresh(&id, &self.inner.flow.flow.flow.start, now);
+        let record = ConversationRecord {
+            id: id.clone(),
+            channel: channel.to_string(),
+            user_key: user_key.to_string(),
+            locale,
+            state,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let lock = self.lock_for(&id);
+        let _guard = lock.lock().await;
+        self.step_and_commit(record, None, Input::Start, None, now)
+            .await
+    }
+
+    /// Handles one input of the person. `inbound_key` is the platform's
+    /// message id (or interaction id); the same key twice is a duplicate.
+    pub async fn handle(
+        &self,
+        conversation: &str,
+        input: Input,
+        inbound_key: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DeskError> {
+        let lock = self.lock_for(conversation);
+        let _guard = lock.lock().await;
+        for _ in 0..5 {
+            let record = self
+                .inner
+                .store
+                .load(conversation)
+                .await?
+                .ok_or_else(|| DeskError::UnknownConversation(conversation.to_string()))?;
+            let version = record.version;
+            match self
+                .step_and_commit(
+                    record,
+                    Some(version),
+                    input.clone(),
+                    inbound_key.clone(),
+                    now,
+                )
+                .await
+            {
+                Err(DeskError::Contention(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(DeskError::Contention(conversation.to_string()))
+    }
+
+    /// Fires the due timers of one conversation (or of all when `None`),
+    /// each in its own transaction. Returns one outcome per fired timer.
+    pub async fn fire_due_timers(
+        &self,
+        conversation: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Outcome>, DeskError> {
+        let due = self.inner.store.due_timers(now, conversation).await?;
+        let mut outcomes = Vec::new();
+        for timer in due {
+            let lock = self.lock_for(&timer.conversation_id);
+            let _guard = lock.lock().await;
+            let Some(record) = self.inner.store.load(&timer.conversation_id).await? else {
+                tracing::warn!(timer = %timer.id, "timer of a missing conversation skipped");
+                continue;
+            };
+            let version = record.version;
+            let input = Input::Timer {
+                kind: timer.kind.clone(),
+                payload: timer.payload.clone(),
+            };
+            let key = format!("timer:{}", timer.id);
+            match self
+                .step_and_commit_with(
+                    record,
+                    Some(version),
+                    input,
+                    Some(key),
+                    now,
+                    Some(timer.id.clone()),
+                )
+                .await
+            {
+                Ok(outcome) if !outcome.duplicate => outcomes.push(outcome),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(timer = %timer.id, error = %e, "timer could not be fired")
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Resumes a stored conversation: fires its due timers, then says the
+    /// pending question again. Nothing about the state changes.
+    pub async fn resume(
+        &self,
+        conversation: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DeskError> {
+        let fired = self.fire_due_timers(Some(conversation), now).await?;
+        let record = self
+            .inner
+            .store
+            .load(conversation)
+            .await?
+            .ok_or_else(|| DeskError::UnknownConversation(conversation.to_string()))?;
+        let mut replies: Vec<RenderedReply> = fired.into_iter().flat_map(|o| o.replies).collect();
+        let prompt = engine::pending_prompt(&self.inner.flow, &record.state);
+        replies.extend(prompt.iter().map(|r| self.render(&record.locale, r)));
+        let handoff = self.latest_open_handoff(&record).await?;
+        Ok(self.outcome(&record, replies, false, handoff, Vec::new()))
+    }
+
+    async fn latest_open_handoff(
+        &self,
+        record: &ConversationRecord,
+    ) -> Result<Option<HandoffRecord>, DeskError> {
+        if record.state.mode.status() != "queued" {
+            return Ok(None);
+        }
+        Ok(self
+            .inner
+            .store
+            .handoffs(&record.id)
+            .await?
+            .into_iter()
+            .last())
+    }
+
+    async fn step_and_commit(
+        &self,
+        record: ConversationRecord,
+        expected_version: Option<i64>,
+        input: Input,
+        inbound_key: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DeskError> {
+        self.step_and_commit_with(record, expected_version, input, inbound_key, now, None)
+            .await
+    }
+
+    async fn step_and_commit_with(
+        &self,
+        mut record: ConversationRecord,
+        expected_version: Option<i64>,
+        input: Input,
+        inbound_key: Option<String>,
+        now: DateTime<Utc>,
+        fired_timer: Option<String>,
+    ) -> Result<Outcome, DeskError> {
+        let inner = &self.inner;
+        let person_line = person_transcript_line(
+            &inner.flow,
+            &record.state,
+            &input,
+            now,
+            &inner.catalog,
+            &record.locale,
+        );
+        let step = engine::step(
+            &inner.flow,
+            record.state.clone(),
+            input,
+            now,
+            &inner.settings,
+        );
+        let replies: Vec<RenderedReply> = step
+            .replies
+            .iter()
+            .map(|r| self.render(&record.locale, r))
+            .collect();
+        record.state = step.state;
+        record.updated_at = now;
+        let mut commit = Commit::new(record.clone(), expected_version);
+        commit.inbound_key = inbound_key;
+        commit.fired_timer = fired_timer;
+        commit.transcript.extend(person_line);
+        for reply in &replies {
+            commit.transcript.push(TranscriptEntry {
+                at: now,
+                direction: Direction::Bot,
+                author: None,
+                message_id: Some(reply.message_id.clone()),
+                text: reply.text.clone(),
+            });
+        }
+        if !replies.is_empty() {
+            commit.outbox.push((
+                record.channel.clone(),
+                json!({ "kind": "replies", "replies": replies }),
+            ));
+        }
+        let mut handoff = None;
+        for effect in &step.effects {
+            match effect {
+                engine::Effect::ScheduleTimer {
+                    kind,
+                    due_at,
+                    payload,
+                } => {
+                    commit.new_timers.push(TimerRow {
+                        id: format!("{}-{}-{}", record.id, kind, record.state.turn),
+                        conversation_id: record.id.clone(),
+                        kind: kind.clone(),
+                        due_at: *due_at,
+                        payload: payload.clone(),
+                    });
+                }
+                engine::Effect::CancelTimers { kind } => {
+                    commit.cancel_timer_kinds.push(kind.clone())
+                }
+                engine::Effect::OpenHandoff { ticket, reason } => {
+                    let lines = summary::build(&record.state, ticket, *reason);
+                    let text = self.render_summary(&lines);
+                    let opened = HandoffRecord {
+                        ticket: ticket.clone(),
+                        conversation_id: record.id.clone(),
+                        reason: serde_json::to_value(reason)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        summary: text,
+                        status: "queued".into(),
+                        created_at: now,
+                    };
+                    commit.outbox.push((
+                        "agents".into(),
+                        json!({ "kind": "handoff", "ticket": ticket, "summary": opened.summary }),
+                    ));
+                    commit.open_handoff = Some(opened.clone());
+                    handoff = Some(opened);
+                    tracing::info!(conversation = %record.id, ticket = %ticket, "conversation queued for an agent");
+                }
+                engine::Effect::CancelHandoff { ticket } => {
+                    commit.handoff_status = Some((ticket.clone(), "cancelled".into()));
+                }
+                engine::Effect::RelayToAgent { ticket, text } => {
+                    commit.outbox.push((
+                        "agents".into(),
+                        json!({ "kind": "relay", "ticket": ticket, "text": text }),
+                    ));
+                }
+            }
+        }
+        match inner.store.commit(commit).await? {
+            CommitOutcome::Committed {
+                version,
+                outbox_ids,
+            } => {
+                record.version = version;
+                tracing::debug!(conversation = %record.id, node = %record.state.node, version, "input committed");
+                Ok(self.outcome(&record, replies, false, handoff, outbox_ids))
+            }
+            CommitOutcome::Duplicate => {
+                tracing::info!(conversation = %record.id, "duplicate input ignored");
+                let current = inner.store.load(&record.id).await?.unwrap_or(record);
+                Ok(self.outcome(&current, Vec::new(), true, None, Vec::new()))
+            }
+            CommitOutcome::Conflict => Err(DeskError::Contention(record.id)),
+        }
+    }
+
+    fn outcome(
+        &self,
+        record: &ConversationRecord,
+        replies: Vec<RenderedReply>,
+        duplicate: bool,
+        handoff: Option<HandoffRecord>,
+        outbox_ids: Vec<i64>,
+    ) -> Outcome {
+        Outcome {
+            conversation_id: record.id.clone(),
+            locale: record.locale.clone(),
+            expects: engine::expects(&self.inner.flow, &record.state),
+            case: engine::current_case(&self.inner.flow, &record.state),
+            state: record.state.clone(),
+            replies,
+            duplicate,
+            handoff,
+            outbox_ids,
+        }
+    }
+
+    /// Renders one engine reply in `locale`.
+    pub fn render(&self, locale: &str, reply: &Reply) -> RenderedReply {
+        let catalog = &self.inner.catalog;
+        RenderedReply {
+            message_id: reply.message_id.clone(),
+            text: catalog.format(locale, &reply.message_id, &reply.args),
+            choices: reply
+                .choices
+                .iter()
+                .map(|c| RenderedChoice {
+                    id: c.id.clone(),
+                    label: catalog.format(locale, &c.label, &BTreeMap::new()),
+                })
+                .collect(),
+        }
+    }
+
+    fn render_summary(&self, lines: &[summary::SummaryLine]) -> String {
+        let catalog = &self.inner.catalog;
+        let locale = &self.inner.agent_locale;
+        lines
+            .iter()
+            .map(|line| {
+                let mut args = line.reply.args.clone();
+                for (name, message_id) in &line.label_args {
+                    args.insert(
+                        name.clone(),
+                        Value::String(catalog.format(locale, message_id, &BTreeMap::new())),
+                    );
+                }
+                catalog.format(locale, &line.reply.message_id, &args)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The transcript line for what the person sent (none for timers/start).
+fn person_transcript_line(
+    flow: &CompiledFlow,
+    state: &State,
+    input: &Input,
+    now: DateTime<Utc>,
+    catalog: &Catalog,
+    locale: &str,
+) -> Option<TranscriptEntry> {
+    let text = match input {
+        Input::Text(raw) => {
+            let cleaned = text::clean(raw);
+            let length = cleaned.chars().count();
+            if length > TRANSCRIPT_MAX_CHARS {
+                format!(
+                    "{}… [{} characters in all]",
+                    text::truncate_chars(&cleaned, TRANSCRIPT_MAX_CHARS),
+                    length
+                )
+            } else {
+                cleaned
+            }
+        }
+        Input::Choice(id) => {
+            let label = flow
+                .flow
+                .node(&state.node)
+                .and_then(|n| n.choices.iter().find(|c| &c.id == id))
+                .map(|c| catalog.format(locale, &c.label, &BTreeMap::new()))
+                .unwrap_or_default();
+            format!("[{id}] {label}")
+        }
+        Input::Start | Input::Timer { .. } => return None,
+    };
+    Some(TranscriptEntry {
+        at: now,
+        direction: Direction::Person,
+        author: None,
+        message_id: None,
+        text,
+    })
+}

@@ -1,0 +1,335 @@
+//! `madoguchi check`: every structural mistake in flows and locales, one
+//! line each, naming the file and the node or message to fix.
+//!
+//! The service runs the same check before it starts and refuses to start on
+//! any problem, so a typo in a flow never reaches a person.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::Path;
+
+use super::condition;
+use super::model::{message_uses, Flow, NodeKind};
+use crate::diagnose::validators;
+use crate::handoff::summary::SUMMARY_MESSAGES;
+use crate::i18n::Catalog;
+
+/// Messages the program itself uses outside any flow: (id, variables).
+pub const PROGRAM_MESSAGES: &[(&str, &[&str])] = &[
+    ("console-input-hint", &[]),
+    ("console-summary-title", &[]),
+    ("console-bye", &[]),
+    ("console-status-queued", &[]),
+    ("jsonl-invalid-json", &[]),
+    ("jsonl-invalid-input", &[]),
+];
+
+/// Actions a `say` node may name.
+pub const ACTIONS: &[&str] = &["lockout_advice"];
+
+/// Checks one flow's structure. Each problem is one line.
+pub fn check_flow(flow: &Flow) -> Vec<String> {
+    let file = flow.source.display().to_string();
+    let mut problems = Vec::new();
+    let node_exists = |id: &str| flow.nodes.contains_key(id);
+    let header = &flow.flow;
+    for (field, target) in [
+        ("start", Some(&header.start)),
+        ("handoff", Some(&header.handoff)),
+        ("solved", Some(&header.solved)),
+        ("restart", header.restart.as_ref()),
+    ] {
+        if let Some(target) = target {
+            if !node_exists(target) {
+                problems.push(format!(
+                    "{file}: [flow] {field} names unknown node \"{target}\""
+                ));
+            }
+        }
+    }
+    if flow
+        .nodes
+        .get(&header.handoff)
+        .is_some_and(|n| n.kind != NodeKind::Handoff)
+    {
+        problems.push(format!(
+            "{file}: [flow] handoff node \"{}\" must be of kind \"handoff\"",
+            header.handoff
+        ));
+    }
+
+    let mut choice_ids: HashMap<&str, &str> = HashMap::new();
+    for (node_id, node) in &flow.nodes {
+        for (field, target) in Flow::targets_of(node) {
+            if !node_exists(target) {
+                problems.push(format!(
+                    "{file}: node \"{node_id}\" {field} goes to unknown node \"{target}\""
+                ));
+            }
+        }
+        for choice in &node.choices {
+            if let Some(other) = choice_ids.insert(&choice.id, node_id) {
+                problems.push(format!(
+                    "{file}: node \"{node_id}\" choice id \"{}\" is also used in node \"{other}\" (choice ids must be unique)",
+                    choice.id
+                ));
+            }
+        }
+        match node.kind {
+            NodeKind::Ask if node.choices.is_empty() => problems.push(format!(
+                "{file}: node \"{node_id}\" is an ask node without choices"
+            )),
+            NodeKind::Collect => {
+                match node.validator.as_deref() {
+                    None => problems.push(format!(
+                        "{file}: node \"{node_id}\" is a collect node without a validator"
+                    )),
+                    Some(v) if !validators::is_known(v) => {
+                        problems.push(format!(
+                        "{file}: node \"{node_id}\" names unknown validator \"{v}\" (known: {})",
+                        validators::VALIDATORS.iter().map(|v| v.0).collect::<Vec<_>>().join(", ")
+                    ))
+                    }
+                    _ => {}
+                }
+                if node.slot.is_none() {
+                    problems.push(format!(
+                        "{file}: node \"{node_id}\" is a collect node without a slot"
+                    ));
+                }
+                if node.next.is_none() {
+                    problems.push(format!(
+                        "{file}: node \"{node_id}\" is a collect node without next"
+                    ));
+                }
+            }
+            NodeKind::Branch => {
+                if node.otherwise.is_none() {
+                    problems.push(format!(
+                        "{file}: node \"{node_id}\" is a branch node without otherwise"
+                    ));
+                }
+                for (index, rule) in node.rules.iter().enumerate() {
+                    if let Err(e) = condition::parse(&rule.when) {
+                        problems.push(format!(
+                            "{file}: node \"{node_id}\" rule {}: {e}",
+                            index + 1
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(action) = &node.action {
+            if !ACTIONS.contains(&action.as_str()) {
+                problems.push(format!(
+                    "{file}: node \"{node_id}\" names unknown action \"{action}\""
+                ));
+            }
+        }
+        if matches!(
+            node.kind,
+            NodeKind::Ask | NodeKind::Collect | NodeKind::Handoff | NodeKind::End
+        ) && node.say.is_empty()
+            && node.prompt.is_none()
+            && node.kind != NodeKind::Handoff
+            && node.kind != NodeKind::End
+        {
+            problems.push(format!(
+                "{file}: node \"{node_id}\" waits for the person but says nothing"
+            ));
+        }
+    }
+    let mut intent_ids = HashSet::new();
+    for intent in &flow.intents {
+        if !intent_ids.insert(intent.id.as_str()) {
+            problems.push(format!("{file}: intent \"{}\" is defined twice", intent.id));
+        }
+        if choice_ids.contains_key(intent.id.as_str()) {
+            problems.push(format!(
+                "{file}: intent \"{}\" has the same id as a choice (ids must be unique)",
+                intent.id
+            ));
+        }
+        if intent.examples.iter().all(|e| e.trim().is_empty()) {
+            problems.push(format!("{file}: intent \"{}\" has no examples", intent.id));
+        }
+        if !node_exists(&intent.goto) {
+            problems.push(format!(
+                "{file}: intent \"{}\" goes to unknown node \"{}\"",
+                intent.id, intent.goto
+            ));
+        }
+    }
+
+    // Unreachable: not reachable from the start, an intent or a global node.
+    let mut roots: Vec<&str> = vec![&header.start, &header.handoff, &header.solved];
+    roots.extend(header.restart.as_deref());
+    roots.extend(flow.intents.iter().map(|i| i.goto.as_str()));
+    let reachable = reach(flow, roots);
+    for node_id in flow.nodes.keys() {
+        if !reachable.contains(node_id.as_str()) {
+            problems.push(format!(
+                "{file}: node \"{node_id}\" is unreachable (nothing leads to it)"
+            ));
+        }
+    }
+
+    // Dead ends: nodes from which no handoff or end node can be reached.
+    let finishing = can_finish(flow);
+    for (node_id, node) in &flow.nodes {
+        let points_to_unknown = Flow::targets_of(node).iter().any(|(_, t)| !node_exists(t));
+        if !finishing.contains(node_id.as_str()) && !points_to_unknown {
+            problems.push(format!(
+                "{file}: node \"{node_id}\" is a dead end (no way from it to end or hand off)"
+            ));
+        }
+    }
+    problems
+}
+
+fn reach<'a>(flow: &'a Flow, roots: Vec<&'a str>) -> HashSet<&'a str> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut queue: VecDeque<&str> = roots.into_iter().collect();
+    while let Some(id) = queue.pop_front() {
+        if !seen.insert(id) {
+            continue;
+        }
+        if let Some(node) = flow.nodes.get(id) {
+            for (_, target) in Flow::targets_of(node) {
+                queue.push_back(target);
+            }
+        }
+    }
+    seen
+}
+
+/// Nodes from which a handoff or end node is reachable.
+fn can_finish(flow: &Flow) -> HashSet<&str> {
+    let mut finishing: HashSet<&str> = flow
+        .nodes
+        .iter()
+        .filter(|(_, n)| matches!(n.kind, NodeKind::Handoff | NodeKind::End))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    loop {
+        let before = finishing.len();
+        for (id, node) in &flow.nodes {
+            if Flow::targets_of(node)
+                .iter()
+                .any(|(_, t)| finishing.contains(t))
+            {
+                finishing.insert(id.as_str());
+            }
+        }
+        if finishing.len() == before {
+            return finishing;
+        }
+    }
+}
+
+/// Checks that every message the flows and the program use exists in every
+/// locale with the variables it is given, and that locales agree.
+pub fn check_messages(flows: &[Flow], catalog: &Catalog, locales_dir: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut required: Vec<(String, BTreeSet<String>, String)> = Vec::new();
+    for flow in flows {
+        for (id, vars, place) in message_uses(flow) {
+            required.push((
+                id,
+                vars.into_iter().collect(),
+                format!("{} {place}", flow.source.display()),
+            ));
+        }
+    }
+    let program = validators::VALIDATORS
+        .iter()
+        .map(|(name, id, vars)| (*id, *vars, format!("validator \"{name}\"")))
+        .chain(
+            SUMMARY_MESSAGES
+                .iter()
+                .map(|(id, vars)| (*id, *vars, "agent summary".to_string())),
+        )
+        .chain(
+            PROGRAM_MESSAGES
+                .iter()
+                .map(|(id, vars)| (*id, *vars, "program".to_string())),
+        );
+    for (id, vars, place) in program {
+        required.push((
+            id.to_string(),
+            vars.iter().map(|v| v.to_string()).collect(),
+            place,
+        ));
+    }
+    let locales = catalog.locale_ids();
+    let mut reported: HashSet<(String, String)> = HashSet::new();
+    for (id, given, place) in &required {
+        for locale in &locales {
+            let Some(messages) = catalog.messages(locale) else {
+                continue;
+            };
+            match messages.get(id) {
+                None => {
+                    if reported.insert((locale.clone(), id.clone())) {
+                        problems.push(format!(
+                            "{}: message \"{id}\" is missing (used by {place})",
+                            locales_dir.join(locale).display()
+                        ));
+                    }
+                }
+                Some(info) => {
+                    let unknown: Vec<&String> = info.variables.difference(given).collect();
+                    if !unknown.is_empty()
+                        && reported.insert((locale.clone(), format!("{id}#vars")))
+                    {
+                        problems.push(format!(
+                            "{}: message \"{id}\" uses variables {} that {place} does not give",
+                            info.file.display(),
+                            join(&unknown)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // Locales must agree on each message's variables.
+    let default = catalog.default_locale();
+    if let Some(reference) = catalog.messages(&default) {
+        for locale in locales.iter().filter(|l| **l != default) {
+            let Some(messages) = catalog.messages(locale) else {
+                continue;
+            };
+            for (id, info) in messages {
+                match reference.get(id) {
+                    Some(base) if base.variables != info.variables => problems.push(format!(
+                        "{}: message \"{id}\" uses variables {} but {} uses {}",
+                        info.file.display(),
+                        join(&info.variables.iter().collect::<Vec<_>>()),
+                        base.file.display(),
+                        join(&base.variables.iter().collect::<Vec<_>>())
+                    )),
+                    None => problems.push(format!(
+                        "{}: message \"{id}\" does not exist in the default locale \"{default}\"",
+                        info.file.display()
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn join(names: &[&String]) -> String {
+    if names.is_empty() {
+        return "{}".into();
+    }
+    format!(
+        "{{{}}}",
+        names
+            .iter()
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}

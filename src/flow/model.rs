@@ -1,0 +1,384 @@
+//! The flow model: what `flows/*.toml` files contain, as Rust types.
+//!
+//! A flow is data that help-desk staff edit without touching Rust: nodes (say,
+//! ask with choices, collect a value with a named validator, branch on
+//! collected facts, hand off to a person, end), the transitions between them,
+//! the FAQ case (A–F) each node belongs to, and the intents that free text is
+//! matched against. Loading only parses; [`crate::flow::check`] reports every
+//! structural mistake with the file and node it is in.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A whole flow file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flow {
+    pub flow: FlowHeader,
+    #[serde(default)]
+    pub matcher: MatcherSettings,
+    #[serde(default)]
+    pub intents: Vec<Intent>,
+    pub nodes: BTreeMap<String, Node>,
+    /// Where the flow was loaded from (for error messages); not in the file.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// The `[flow]` table: identity and the nodes global commands lead to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowHeader {
+    pub id: String,
+    /// The node a new conversation starts at.
+    pub start: String,
+    /// Where "start over" leads (default: `start`).
+    #[serde(default)]
+    pub restart: Option<String>,
+    /// Message said before restarting.
+    #[serde(default)]
+    pub restart_message: Option<String>,
+    /// The node that queues the conversation for a person.
+    pub handoff: String,
+    /// The node "it is solved" leads to (the satisfaction question).
+    pub solved: String,
+    /// Messages used by the engine itself (not tied to a node).
+    pub messages: EngineMessages,
+}
+
+/// Message ids the engine sends on its own: polite answers to input that no
+/// node handles. Every one must exist in every locale (`madoguchi check`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineMessages {
+    pub empty_input: String,
+    pub too_long: String,
+    pub not_understood: String,
+    pub stale_choice: String,
+    pub clarify: String,
+    pub clarify_none: String,
+    pub session_expired: String,
+    pub queued_ack: String,
+    pub closed_reopen: String,
+    pub timer_reminder: String,
+    pub offer_human: String,
+}
+
+/// Tuning of free-text matching that belongs with the content.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MatcherSettings {
+    /// Markers of a negative answer (`ません`, `いいえ`, `not`…). An input and
+    /// an example that disagree on negation count as less similar.
+    #[serde(default)]
+    pub negations: Vec<String>,
+}
+
+/// A free-text intent: what a person may say, and where it leads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Intent {
+    pub id: String,
+    /// Message id of the short label used when the bot asks "did you mean…".
+    pub label: String,
+    /// The node the intent leads to.
+    pub goto: String,
+    /// The FAQ case the intent points at, if any (recorded as "suspected").
+    #[serde(default)]
+    pub case: Option<String>,
+    /// Example utterances; matching compares the input with each of them.
+    #[serde(default)]
+    pub examples: Vec<String>,
+    /// Whether the intent is also matched at collect nodes, where the
+    /// validator normally takes the text (for "talk to a person", "start
+    /// over"…).
+    #[serde(default)]
+    pub everywhere: bool,
+}
+
+/// What a node does when the conversation enters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    /// Say messages, then continue to `next` at once.
+    Say,
+    /// Say messages and wait for a choice (free text is matched).
+    Ask,
+    /// Say messages and wait for a value checked by `validator`.
+    Collect,
+    /// Go to the first rule whose condition holds, else `otherwise`.
+    Branch,
+    /// Say messages and queue the conversation for a person.
+    Handoff,
+    /// Say messages and close the conversation.
+    End,
+}
+
+/// One node of the flow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub kind: NodeKind,
+    /// The FAQ case (A–F) this node belongs to.
+    #[serde(default)]
+    pub case: Option<String>,
+    /// Messages said on entering the node, in order.
+    #[serde(default)]
+    pub say: Vec<MessageRef>,
+    /// The message repeated when the node asks again (default: the last of
+    /// `say`).
+    #[serde(default)]
+    pub prompt: Option<MessageRef>,
+    #[serde(default)]
+    pub choices: Vec<Choice>,
+    /// Next node for `say` and `collect` nodes.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// Validator name for `collect` nodes (`phone_number`, `attempt_count`,
+    /// `last_attempt`).
+    #[serde(default)]
+    pub validator: Option<String>,
+    /// Slot a `collect` node stores its value in.
+    #[serde(default)]
+    pub slot: Option<String>,
+    /// Rules of a `branch` node, tried in order.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    #[serde(default)]
+    pub otherwise: Option<String>,
+    /// A named computation run on entering a `say` node (`lockout_advice`).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Whether free text may jump to another case's intent from here
+    /// (default true for `ask` nodes).
+    #[serde(default)]
+    pub case_jumps: Option<bool>,
+}
+
+/// A reference to a Fluent message, with arguments taken from slots.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum MessageRef {
+    Plain(String),
+    WithArgs {
+        id: String,
+        /// Fluent variable name -> slot path (`phone.display`).
+        #[serde(default)]
+        args: BTreeMap<String, String>,
+    },
+}
+
+impl MessageRef {
+    pub fn id(&self) -> &str {
+        match self {
+            MessageRef::Plain(id) => id,
+            MessageRef::WithArgs { id, .. } => id,
+        }
+    }
+
+    pub fn args(&self) -> Option<&BTreeMap<String, String>> {
+        match self {
+            MessageRef::Plain(_) => None,
+            MessageRef::WithArgs { args, .. } => Some(args),
+        }
+    }
+}
+
+/// A button the person can press (or pick by number in the terminal).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    /// Unique in the whole flow, so a press from an earlier step is
+    /// recognised as stale instead of being applied to the current one.
+    pub id: String,
+    /// Message id of the button label.
+    pub label: String,
+    pub goto: String,
+    /// Extra phrasings that mean this choice when typed.
+    #[serde(default)]
+    pub examples: Vec<String>,
+    /// What choosing this says about the node's case.
+    #[serde(default)]
+    pub finding: Option<Verdict>,
+    /// For `collect` nodes: the slot value a press stores, validated like text.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Slot to set to `true` when chosen (for example `csat_helpful`).
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+}
+
+/// A branch rule: `when` is a condition over slots (see
+/// [`crate::flow::condition`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub when: String,
+    pub goto: String,
+    #[serde(default)]
+    pub finding: Option<Verdict>,
+}
+
+/// What an answer says about a FAQ case; collected for the agent's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The case applies.
+    RuledIn,
+    /// The case does not apply.
+    RuledOut,
+    /// The case was mentioned or is likely, not confirmed.
+    Suspected,
+    /// The case applied and the fix did not help.
+    FixFailed,
+    /// The fix worked.
+    Fixed,
+    /// The person could not tell.
+    Unsure,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::RuledIn => "ruled_in",
+            Verdict::RuledOut => "ruled_out",
+            Verdict::Suspected => "suspected",
+            Verdict::FixFailed => "fix_failed",
+            Verdict::Fixed => "fixed",
+            Verdict::Unsure => "unsure",
+        }
+    }
+}
+
+/// Why a flow file could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowLoadError {
+    #[error("{path}: cannot read the flow file: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid flow file: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl Flow {
+    /// Parses a flow from TOML text; `source` names it in error messages.
+    pub fn from_toml(text: &str, source: &Path) -> Result<Flow, FlowLoadError> {
+        let mut flow: Flow = toml::from_str(text).map_err(|e| FlowLoadError::Parse {
+            path: source.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        flow.source = source.to_path_buf();
+        Ok(flow)
+    }
+
+    /// Reads and parses one flow file.
+    pub fn load(path: &Path) -> Result<Flow, FlowLoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| FlowLoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Flow::from_toml(&text, path)
+    }
+
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.get(id)
+    }
+
+    pub fn restart_node(&self) -> &str {
+        self.flow.restart.as_deref().unwrap_or(&self.flow.start)
+    }
+
+    pub fn intent(&self, id: &str) -> Option<&Intent> {
+        self.intents.iter().find(|i| i.id == id)
+    }
+
+    /// Every node id a node can lead to, with a short name of the field.
+    pub fn targets_of(node: &Node) -> Vec<(&'static str, &str)> {
+        let mut targets = Vec::new();
+        for choice in &node.choices {
+            targets.push(("choice", choice.goto.as_str()));
+        }
+        if let Some(next) = &node.next {
+            targets.push(("next", next.as_str()));
+        }
+        for rule in &node.rules {
+            targets.push(("rule", rule.goto.as_str()));
+        }
+        if let Some(otherwise) = &node.otherwise {
+            targets.push(("otherwise", otherwise.as_str()));
+        }
+        targets
+    }
+
+    /// Finds the choice with `id` in the whole flow and the node offering it.
+    pub fn find_choice(&self, id: &str) -> Option<(&str, &Choice)> {
+        self.nodes.iter().find_map(|(node_id, node)| {
+            node.choices
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| (node_id.as_str(), c))
+        })
+    }
+}
+
+/// Every message id a flow refers to, with the variables it is given, for
+/// locale checks. Returns (message id, variables, where it is used).
+pub fn message_uses(flow: &Flow) -> Vec<(String, Vec<String>, String)> {
+    let mut uses = Vec::new();
+    let m = &flow.flow.messages;
+    for (name, id, vars) in [
+        ("empty_input", &m.empty_input, vec![]),
+        ("too_long", &m.too_long, vec!["max".to_string()]),
+        ("not_understood", &m.not_understood, vec![]),
+        ("stale_choice", &m.stale_choice, vec![]),
+        ("clarify", &m.clarify, vec![]),
+        ("clarify_none", &m.clarify_none, vec![]),
+        ("session_expired", &m.session_expired, vec![]),
+        ("queued_ack", &m.queued_ack, vec![]),
+        ("closed_reopen", &m.closed_reopen, vec![]),
+        (
+            "timer_reminder",
+            &m.timer_reminder,
+            vec!["retry_at".to_string()],
+        ),
+        ("offer_human", &m.offer_human, vec![]),
+    ] {
+        uses.push((id.clone(), vars, format!("[flow.messages] {name}")));
+    }
+    if let Some(restart) = &flow.flow.restart_message {
+        uses.push((restart.clone(), vec![], "[flow] restart_message".into()));
+    }
+    for intent in &flow.intents {
+        uses.push((
+            intent.label.clone(),
+            vec![],
+            format!("intent \"{}\"", intent.id),
+        ));
+    }
+    for (node_id, node) in &flow.nodes {
+        let refs = node.say.iter().chain(node.prompt.iter());
+        for message in refs {
+            let vars = message
+                .args()
+                .map(|a| a.keys().cloned().collect())
+                .unwrap_or_default();
+            uses.push((
+                message.id().to_string(),
+                vars,
+                format!("node \"{node_id}\""),
+            ));
+        }
+        for choice in &node.choices {
+            uses.push((
+                choice.label.clone(),
+                vec![],
+                format!("node \"{node_id}\" choice \"{}\"", choice.id),
+            ));
+        }
+    }
+    uses
+}

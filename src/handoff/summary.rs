@@ -1,0 +1,137 @@
+//! The summary a support agent reads before answering: which FAQ causes were
+//! ruled in or out and by which answer, the phone analysis with the number
+//! masked, the lockout times, and why the conversation was handed over.
+//!
+//! Built as message ids plus arguments (pure, like the engine) and rendered in
+//! the agents' locale by the desk, so agents read it in Japanese whatever
+//! language the person used.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::conversation::state::State;
+use crate::flow::engine::{HandoffReason, Reply};
+
+/// Message ids the summary uses (for `madoguchi check`), with variables.
+pub const SUMMARY_MESSAGES: &[(&str, &[&str])] = &[
+    ("summary-header", &["ticket", "reason"]),
+    ("summary-finding", &["case", "verdict", "answer"]),
+    ("summary-no-findings", &[]),
+    ("summary-answer-auto", &[]),
+    ("summary-phone", &["masked", "line_type"]),
+    ("summary-phone-problem", &["problem"]),
+    ("summary-attempts", &["attempts"]),
+    ("summary-lockout", &["last_attempt", "retry_at"]),
+    ("summary-current-node", &["node"]),
+];
+
+/// One line of the summary: a message id, arguments, and arguments that are
+/// themselves message ids to render first (answer labels).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryLine {
+    pub reply: Reply,
+    /// Argument name -> message id whose rendering is the argument's value.
+    pub label_args: BTreeMap<String, String>,
+}
+
+fn line(message_id: &str, args: BTreeMap<String, Value>) -> SummaryLine {
+    SummaryLine {
+        reply: Reply {
+            message_id: message_id.to_string(),
+            args,
+            choices: Vec::new(),
+        },
+        label_args: BTreeMap::new(),
+    }
+}
+
+/// Builds the summary of `state` for ticket `ticket`.
+pub fn build(state: &State, ticket: &str, reason: HandoffReason) -> Vec<SummaryLine> {
+    let mut lines = vec![line(
+        "summary-header",
+        BTreeMap::from([
+            ("ticket".to_string(), json!(ticket)),
+            ("reason".to_string(), json!(reason)),
+        ]),
+    )];
+    if state.findings.is_empty() {
+        lines.push(line("summary-no-findings", BTreeMap::new()));
+    }
+    for finding in &state.findings {
+        let mut summary_line = line(
+            "summary-finding",
+            BTreeMap::from([
+                ("case".to_string(), json!(finding.case)),
+                ("verdict".to_string(), json!(finding.verdict.as_str())),
+            ]),
+        );
+        let label = if finding.answer.starts_with("rule:") {
+            "summary-answer-auto".to_string()
+        } else {
+            finding.answer.clone()
+        };
+        summary_line.label_args.insert("answer".into(), label);
+        lines.push(summary_line);
+    }
+    if let Some(phone) = state.slots.get("phone") {
+        let masked = phone.get("masked").and_then(Value::as_str).unwrap_or("-");
+        let line_type = phone
+            .get("line_type")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
+        lines.push(line(
+            "summary-phone",
+            BTreeMap::from([
+                ("masked".to_string(), json!(masked)),
+                ("line_type".to_string(), json!(line_type)),
+            ]),
+        ));
+        let problems: Vec<&str> = phone
+            .get("problems")
+            .and_then(Value::as_array)
+            .map(|p| p.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for problem in problems {
+            lines.push(line(
+                "summary-phone-problem",
+                BTreeMap::from([("problem".to_string(), json!(problem))]),
+            ));
+        }
+    }
+    if let Some(attempts) = state.slots.get("attempts") {
+        let described = match (
+            attempts.get("kind").and_then(Value::as_str),
+            attempts.get("count"),
+        ) {
+            (Some("exactly"), Some(n)) => n.to_string(),
+            (Some("at_least"), Some(n)) => format!("{n}+"),
+            (Some(kind), _) => kind.to_string(),
+            _ => "-".to_string(),
+        };
+        lines.push(line(
+            "summary-attempts",
+            BTreeMap::from([("attempts".to_string(), json!(described))]),
+        ));
+    }
+    if let Some(lockout) = state.slots.get("lockout") {
+        let last = state
+            .slots
+            .get("last_attempt")
+            .and_then(|l| l.get("local"))
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        let retry = lockout
+            .get("retry_at_local")
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        lines.push(line(
+            "summary-lockout",
+            BTreeMap::from([
+                ("last_attempt".to_string(), json!(last)),
+                ("retry_at".to_string(), json!(retry)),
+            ]),
+        ));
+    }
+    lines
+}

@@ -1,0 +1,171 @@
+//! The `madoguchi` command: parses arguments and calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use madoguchi::channels::console::{self, ChatOptions};
+use madoguchi::clock::{Clock, ManualClock, SystemClock};
+use madoguchi::config::Config;
+use madoguchi::conversation::memory::MemoryStore;
+use madoguchi::conversation::sqlite::SqliteStore;
+use madoguchi::conversation::store::Store;
+use madoguchi::desk::Desk;
+
+#[derive(Parser)]
+#[command(
+    name = "madoguchi",
+    version,
+    about = "Help-desk chat bot for MFA phone-call problems"
+)]
+struct Cli {
+    /// Config file (TOML); without it, defaults and MADOGUCHI__… variables.
+    #[arg(long, global = true, env = "MADOGUCHI_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Talk to the bot in this terminal.
+    Chat {
+        /// Machine-readable mode: one JSON object per line in and out.
+        #[arg(long)]
+        jsonl: bool,
+        /// Conversation language (ja or en); Japanese by default.
+        #[arg(long, default_value = "ja")]
+        lang: String,
+        /// SQLite file to keep the conversation in (default: in memory).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Resume this stored conversation (needs --db).
+        #[arg(long, requires = "db")]
+        conversation: Option<String>,
+        /// Fix the clock at this RFC 3339 time; scripted lines may then move
+        /// it with "at" (for tests and demonstrations of reminders).
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Check every flow and locale; print one line per problem.
+    Check {
+        /// Flows folder (default: from config).
+        #[arg(long)]
+        flows: Option<PathBuf>,
+        /// Locales folder (default: from config).
+        #[arg(long)]
+        locales: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("madoguchi: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    match cli.command {
+        Command::Check { flows, locales } => {
+            let flows = flows.unwrap_or_else(|| config.general.flows_dir.clone());
+            let locales = locales.unwrap_or_else(|| config.general.locales_dir.clone());
+            let report =
+                madoguchi::content::check_all(&flows, &locales, &config.general.default_locale);
+            for problem in &report.problems {
+                println!("{problem}");
+            }
+            if report.problems.is_empty() {
+                println!(
+                    "ok: {} flow(s), {} locale(s), {} messages",
+                    report.flows, report.locales, report.messages
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("{} problem(s) found", report.problems.len());
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::Chat {
+            jsonl,
+            lang,
+            db,
+            conversation,
+            now,
+        } => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(chat(config, jsonl, lang, db, conversation, now))
+        }
+    }
+}
+
+async fn chat(
+    config: Config,
+    jsonl: bool,
+    lang: String,
+    db: Option<PathBuf>,
+    conversation: Option<String>,
+    now: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let content = match madoguchi::content::load(&config) {
+        Ok(content) => content,
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            anyhow::bail!(
+                "the flow or locales have {} problem(s); run `madoguchi check`",
+                problems.len()
+            );
+        }
+    };
+    let store: Arc<dyn Store> = match &db {
+        Some(path) => Arc::new(SqliteStore::open(path).await?),
+        None => Arc::new(MemoryStore::new()),
+    };
+    let manual_clock = match now {
+        Some(text) => {
+            let start = chrono::DateTime::parse_from_rfc3339(&text)
+                .with_context(|| format!("--now \"{text}\" is not an RFC 3339 time"))?;
+            Some(Arc::new(ManualClock::new(
+                start.with_timezone(&chrono::Utc),
+            )))
+        }
+        None => None,
+    };
+    let clock: Arc<dyn Clock> = match &manual_clock {
+        Some(manual) => manual.clone(),
+        None => Arc::new(SystemClock),
+    };
+    let desk = Desk::new(
+        content.flow,
+        content.catalog,
+        store,
+        config.engine_settings()?,
+        config.general.agent_locale.clone(),
+    );
+    let options = ChatOptions {
+        jsonl,
+        locale: lang,
+        conversation,
+        manual_clock,
+    };
+    console::run(desk, clock, options).await?;
+    Ok(ExitCode::SUCCESS)
+}
