@@ -30,6 +30,8 @@ pub struct Vocabulary {
     idf: HashMap<u64, f32>,
     unknown_idf: f32,
     negations: Vec<String>,
+    /// Folded filler phrases, longest first.
+    fillers: Vec<String>,
 }
 
 /// One example utterance, vectorised.
@@ -67,12 +69,23 @@ impl Ranking {
 
 impl Vocabulary {
     /// Builds the IDF table from every example text of the flow.
-    pub fn new<'a>(all_examples: impl IntoIterator<Item = &'a str>, negations: &[String]) -> Self {
+    pub fn new<'a>(
+        all_examples: impl IntoIterator<Item = &'a str>,
+        negations: &[String],
+        fillers: &[String],
+    ) -> Self {
+        let mut fillers: Vec<String> = fillers
+            .iter()
+            .map(|f| fold(f))
+            .filter(|f| !f.is_empty())
+            .collect();
+        fillers.sort_by_key(|f| std::cmp::Reverse(f.chars().count()));
         let mut document_frequency: HashMap<u64, u32> = HashMap::new();
         let mut documents = 0u32;
         for example in all_examples {
             documents += 1;
-            let mut grams: Vec<u64> = gram_counts(&fold(example)).into_keys().collect();
+            let stripped = strip_fillers(&fold(example), &fillers);
+            let mut grams: Vec<u64> = gram_counts(&stripped).into_keys().collect();
             grams.sort_unstable();
             for gram in grams {
                 *document_frequency.entry(gram).or_default() += 1;
@@ -94,11 +107,19 @@ impl Vocabulary {
                 .map(|n| fold(n))
                 .filter(|n| !n.is_empty())
                 .collect(),
+            fillers,
         }
     }
 
     fn vectorise(&self, folded: &str) -> SparseVector {
-        let mut vector: SparseVector = gram_counts(folded)
+        let stripped = strip_fillers(folded, &self.fillers);
+        // A text that is nothing but filler ("お願いします") keeps its words.
+        let text = if stripped.is_empty() {
+            folded
+        } else {
+            stripped.as_str()
+        };
+        let mut vector: SparseVector = gram_counts(text)
             .into_iter()
             .map(|(gram, count)| {
                 let idf = self.idf.get(&gram).copied().unwrap_or(self.unknown_idf);
@@ -169,6 +190,17 @@ impl Vocabulary {
     }
 }
 
+/// Removes filler phrases from a folded text.
+fn strip_fillers(folded: &str, fillers: &[String]) -> String {
+    let mut text = folded.to_string();
+    for filler in fillers {
+        if text.contains(filler.as_str()) {
+            text = text.replace(filler.as_str(), "");
+        }
+    }
+    text
+}
+
 fn cosine(a: &SparseVector, b: &SparseVector) -> f32 {
     let (mut i, mut j, mut dot) = (0, 0, 0.0f32);
     while i < a.len() && j < b.len() {
@@ -230,7 +262,7 @@ mod tests {
             "ません".to_string(),
             "いいえ".to_string(),
         ];
-        let vocabulary = Vocabulary::new(all, &negations);
+        let vocabulary = Vocabulary::new(all, &negations, &["お願いします".to_string()]);
         let set = vocabulary.candidates(sets.iter().map(|(t, e)| (t.to_string(), e.to_vec())));
         (vocabulary, set)
     }
@@ -287,6 +319,24 @@ mod tests {
             .map(|b| b.1);
         assert!(score.unwrap_or(1.0) < 0.2, "{score:?}");
         assert_eq!(v.rank(&set, "").best().map(|b| b.1), Some(0.0));
+    }
+
+    #[test]
+    fn fillers_do_not_make_texts_alike() {
+        let (v, set) = vocabulary(&[
+            ("restart", &["最初からお願いします"]),
+            ("human", &["担当者と話したい"]),
+        ]);
+        let score = v
+            .rank(&set, "よろしくお願いします")
+            .best()
+            .map(|b| b.1)
+            .unwrap_or(1.0);
+        assert!(score < 0.2, "{score}");
+        assert_eq!(
+            v.rank(&set, "最初から").best().map(|b| b.0),
+            Some("restart")
+        );
     }
 
     #[test]

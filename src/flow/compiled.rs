@@ -62,6 +62,7 @@ impl CompiledFlow {
         let vocabulary = Vocabulary::new(
             texts.values().flatten().map(String::as_str),
             &flow.matcher.negations,
+            &flow.matcher.fillers,
         );
         let targets_for = |ids: Vec<String>| -> Vec<(String, Vec<&str>)> {
             ids.into_iter()

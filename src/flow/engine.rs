@@ -481,8 +481,13 @@ impl<'a> Run<'a> {
             self.reprompt();
             return;
         }
+        // What was shown last (a clarification's options) or any button of
+        // the current node: both are answers to the current question.
         let offered = self.offered_choice_ids();
-        if offered.iter().any(|o| o == id) {
+        let of_node = self
+            .current_node()
+            .is_some_and(|n| n.choices.iter().any(|c| c.id == id));
+        if of_node || offered.iter().any(|o| o == id) {
             self.apply_target_id(id);
             return;
         }

@@ -74,6 +74,10 @@ pub struct MatcherSettings {
     /// an example that disagree on negation count as less similar.
     #[serde(default)]
     pub negations: Vec<String>,
+    /// Politeness and filler phrases (`お願いします`, `です`, `please`) removed
+    /// before comparing, so that they do not make unrelated texts look alike.
+    #[serde(default)]
+    pub fillers: Vec<String>,
 }
 
 /// A free-text intent: what a person may say, and where it leads.

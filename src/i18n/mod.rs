@@ -99,10 +99,7 @@ impl Catalog {
             };
             locales.push(load_locale(&folder, id, &mut problems));
         }
-        let Some(default_index) = locales
-            .iter()
-            .position(|l| l.id == default_locale)
-        else {
+        let Some(default_index) = locales.iter().position(|l| l.id == default_locale) else {
             problems.push(LocaleProblem {
                 file: dir.join(default_locale),
                 message: format!("the default locale \"{default_locale}\" has no folder"),

@@ -1,0 +1,143 @@
+//! Helpers shared by the integration tests: the repository's own content, a
+//! desk over any store, and a driver for the real `madoguchi chat --jsonl`
+//! process.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+
+use madoguchi::config::Config;
+use madoguchi::conversation::store::Store;
+use madoguchi::desk::Desk;
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The repository's config defaults with absolute content folders.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.general.flows_dir = repo().join("flows");
+    config.general.locales_dir = repo().join("locales");
+    config
+}
+
+pub fn desk(store: Arc<dyn Store>) -> Desk {
+    let config = config();
+    let content = madoguchi::content::load(&config).expect("repository content is valid");
+    Desk::new(
+        content.flow,
+        content.catalog,
+        store,
+        config.engine_settings().expect("settings"),
+        "ja".into(),
+    )
+}
+
+/// A running `madoguchi chat --jsonl`.
+pub struct Chat {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Chat {
+    pub fn spawn(args: &[&str]) -> Chat {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_madoguchi"))
+            .arg("chat")
+            .arg("--jsonl")
+            .args(args)
+            .current_dir(repo())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start madoguchi chat");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Chat {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Reads the next output line as JSON (panics at EOF).
+    pub fn read(&mut self) -> Value {
+        let mut line = String::new();
+        let n = self.stdout.read_line(&mut line).expect("read line");
+        assert!(n > 0, "madoguchi chat ended early");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// Sends one raw line and returns the answer line.
+    pub fn send_raw(&mut self, line: &str) -> Value {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line.as_bytes()).expect("write");
+        stdin.write_all(b"\n").expect("write");
+        stdin.flush().expect("flush");
+        self.read()
+    }
+
+    pub fn send(&mut self, input: &Value) -> Value {
+        self.send_raw(&input.to_string())
+    }
+
+    pub fn text(&mut self, text: &str) -> Value {
+        self.send(&serde_json::json!({ "text": text }))
+    }
+
+    pub fn choice(&mut self, id: &str) -> Value {
+        self.send(&serde_json::json!({ "choice": id }))
+    }
+
+    /// Closes stdin and waits for a clean exit; returns any extra output.
+    pub fn finish(mut self) -> String {
+        drop(self.stdin.take());
+        let mut rest = String::new();
+        use std::io::Read;
+        self.stdout.read_to_string(&mut rest).expect("read rest");
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "madoguchi chat exited with {status}");
+        rest
+    }
+}
+
+/// Message ids of a line's replies.
+pub fn message_ids(line: &Value) -> Vec<String> {
+    line["replies"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|r| r["message_id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// All reply texts of a line joined.
+pub fn reply_text(line: &Value) -> String {
+    line["replies"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|r| r["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// Looks up a dotted path in a JSON value.
+pub fn at<'a>(value: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(value, |v, key| &v[key])
+}
+
+pub fn temp_db(dir: &Path) -> String {
+    dir.join("madoguchi.db").display().to_string()
+}
