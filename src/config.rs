@@ -57,6 +57,8 @@ pub struct SessionConfig {
 pub struct IntentConfig {
     pub threshold: f32,
     pub margin: f32,
+    pub floor: f32,
+    pub dominance: f32,
     pub clarify_threshold: f32,
 }
 
@@ -104,7 +106,9 @@ impl Default for IntentConfig {
         IntentConfig {
             threshold: 0.45,
             margin: 0.08,
-            clarify_threshold: 0.2,
+            floor: 0.2,
+            dominance: 0.5,
+            clarify_threshold: 0.12,
         }
     }
 }
@@ -208,6 +212,8 @@ impl Config {
             session_expiry: chrono::Duration::minutes(self.session.expiry_minutes),
             intent_threshold: self.intent.threshold,
             intent_margin: self.intent.margin,
+            intent_floor: self.intent.floor,
+            intent_dominance: self.intent.dominance,
             clarify_threshold: self.intent.clarify_threshold,
             max_input_chars: self.general.max_input_chars.max(1),
             default_country,

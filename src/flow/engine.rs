@@ -34,7 +34,11 @@ pub struct EngineSettings {
     pub intent_threshold: f32,
     /// …if it also beats the best other destination by this much.
     pub intent_margin: f32,
-    /// Below `intent_threshold` but at or above this, the bot asks.
+    /// At or above this, typed text is also taken as meant when the best
+    /// other destination scores at most `intent_dominance` times as much.
+    pub intent_floor: f32,
+    pub intent_dominance: f32,
+    /// Below what decides but at or above this, the bot asks.
     pub clarify_threshold: f32,
     pub max_input_chars: usize,
     pub default_country: phonenumber::country::Id,
@@ -48,7 +52,9 @@ impl Default for EngineSettings {
             session_expiry: Duration::hours(24),
             intent_threshold: 0.45,
             intent_margin: 0.08,
-            clarify_threshold: 0.2,
+            intent_floor: 0.2,
+            intent_dominance: 0.5,
+            clarify_threshold: 0.12,
             max_input_chars: 2000,
             default_country: phonenumber::country::Id::JP,
         }
@@ -382,9 +388,13 @@ impl<'a> Run<'a> {
             .find(|(id, _)| self.target(id).map(|t| self.goto_of(&t)) != best_goto)
             .map(|(_, s)| *s)
             .unwrap_or(0.0);
-        if best_score >= self.settings.intent_threshold
-            && best_score - runner_up >= self.settings.intent_margin
-        {
+        let clear_margin = best_score >= self.settings.intent_threshold
+            && best_score - runner_up >= self.settings.intent_margin;
+        // A lower score still decides when nothing else comes close: long
+        // messages score lower, but the one cause they mention stands out.
+        let dominant = best_score >= self.settings.intent_floor
+            && runner_up <= best_score * self.settings.intent_dominance;
+        if clear_margin || dominant {
             let id = best_id.to_string();
             self.apply_target_id(&id);
             return;

@@ -1,0 +1,80 @@
+//! Free-text understanding generalises: phrasings that are not examples in
+//! the flow reach the right cause from the first message (or, for text that
+//! means nothing to the desk, the bot stays and asks).
+
+mod support;
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use madoguchi::conversation::memory::MemoryStore;
+use madoguchi::flow::engine::Input;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Phrasings {
+    phrase: Vec<Phrase>,
+}
+
+#[derive(Deserialize)]
+struct Phrase {
+    text: String,
+    node: String,
+}
+
+#[tokio::test]
+async fn unseen_phrasings_reach_the_right_node() {
+    let path = support::repo().join("tests/intent_phrasings.toml");
+    let phrasings: Phrasings =
+        toml::from_str(&std::fs::read_to_string(path).expect("read")).expect("parse");
+    let desk = support::desk(Arc::new(MemoryStore::new()));
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 25, 5, 0, 0)
+        .single()
+        .expect("time");
+    let mut misses = Vec::new();
+    let mut direct = 0;
+    for phrase in &phrasings.phrase {
+        let started = desk.start("test", "u", "ja", now).await.expect("start");
+        let outcome = desk
+            .handle(
+                &started.conversation_id,
+                Input::Text(phrase.text.clone()),
+                None,
+                now,
+            )
+            .await
+            .expect("handle");
+        if outcome.state.node == phrase.node {
+            direct += 1;
+            continue;
+        }
+        // Asking back is acceptable when the right answer is among the
+        // offered options (the bot is unsure and says so instead of guessing).
+        let offered_right = outcome.state.clarify.iter().flatten().any(|id| {
+            let flow = &desk.flow().flow;
+            flow.intent(id).map(|i| i.goto.as_str()).or_else(|| {
+                flow.node(&outcome.state.node)
+                    .and_then(|n| n.choices.iter().find(|c| &c.id == id))
+                    .map(|c| c.goto.as_str())
+            }) == Some(phrase.node.as_str())
+        });
+        if !offered_right {
+            misses.push(format!(
+                "{:?} -> {} (clarify: {:?}), expected {}",
+                phrase.text, outcome.state.node, outcome.state.clarify, phrase.node
+            ));
+        }
+    }
+    let total = phrasings.phrase.len();
+    assert!(
+        misses.is_empty(),
+        "{} of {total} missed:\n{}",
+        misses.len(),
+        misses.join("\n")
+    );
+    assert!(
+        direct * 100 >= total * 85,
+        "only {direct} of {total} phrasings were understood without asking back"
+    );
+}
