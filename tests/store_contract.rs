@@ -1,0 +1,241 @@
+//! One contract, every backend: the same checks run against the in-memory
+//! store and the SQLite store (and any later backend), so the desk can rely
+//! on the same semantics whichever is configured.
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use madoguchi::conversation::memory::MemoryStore;
+use madoguchi::conversation::sqlite::SqliteStore;
+use madoguchi::conversation::state::State;
+use madoguchi::conversation::store::*;
+use serde_json::json;
+
+fn record(id: &str, node: &str) -> ConversationRecord {
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 25, 5, 0, 0)
+        .single()
+        .expect("time");
+    ConversationRecord {
+        id: id.into(),
+        channel: "console".into(),
+        user_key: "user-1".into(),
+        locale: "ja".into(),
+        state: State::fresh(id, node, now),
+        version: 0,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn contract(store: Arc<dyn Store>) {
+    let t0 = Utc
+        .with_ymd_and_hms(2026, 11, 25, 5, 0, 0)
+        .single()
+        .expect("time");
+
+    // Create, with transcript, outbox and a timer, atomically.
+    let mut commit = Commit::new(record("c1", "start"), None);
+    commit.inbound_key = Some("m1".into());
+    commit.transcript.push(TranscriptEntry {
+        at: t0,
+        direction: Direction::Person,
+        author: None,
+        message_id: None,
+        text: "こんにちは".into(),
+    });
+    commit.outbox.push(("console".into(), json!({"n": 1})));
+    commit.outbox.push(("console".into(), json!({"n": 2})));
+    commit.new_timers.push(TimerRow {
+        id: "t1".into(),
+        conversation_id: "c1".into(),
+        kind: "lockout".into(),
+        due_at: t0 + Duration::hours(3),
+        payload: json!({"retry_at_local": "17:00"}),
+    });
+    let outcome = store.commit(commit).await.expect("commit");
+    let CommitOutcome::Committed {
+        version,
+        outbox_ids,
+    } = outcome
+    else {
+        panic!("expected committed, got {outcome:?}");
+    };
+    assert_eq!(version, 1);
+    assert_eq!(outbox_ids.len(), 2);
+    let loaded = store.load("c1").await.expect("load").expect("exists");
+    assert_eq!(loaded.version, 1);
+    assert_eq!(loaded.state.node, "start");
+    assert_eq!(store.load("missing").await.expect("load"), None);
+    assert_eq!(
+        store
+            .latest_for_user("console", "user-1")
+            .await
+            .expect("latest")
+            .map(|r| r.id),
+        Some("c1".to_string())
+    );
+
+    // Creating the same conversation again is a conflict.
+    let again = store
+        .commit(Commit::new(record("c1", "start"), None))
+        .await
+        .expect("commit");
+    assert_eq!(again, CommitOutcome::Conflict);
+
+    // An inbound key seen before: duplicate, nothing written.
+    let mut duplicate = Commit::new(record("c1", "elsewhere"), Some(1));
+    duplicate.inbound_key = Some("m1".into());
+    assert_eq!(
+        store.commit(duplicate).await.expect("commit"),
+        CommitOutcome::Duplicate
+    );
+    assert_eq!(
+        store
+            .load("c1")
+            .await
+            .expect("load")
+            .expect("exists")
+            .state
+            .node,
+        "start"
+    );
+
+    // A stale version: conflict, nothing written.
+    let stale = Commit::new(record("c1", "elsewhere"), Some(0));
+    assert_eq!(
+        store.commit(stale).await.expect("commit"),
+        CommitOutcome::Conflict
+    );
+
+    // The right version: committed, version 2.
+    let mut next = Commit::new(record("c1", "case-b-check"), Some(1));
+    next.inbound_key = Some("m2".into());
+    next.outbox.push(("console".into(), json!({"n": 3})));
+    assert!(matches!(
+        store.commit(next).await.expect("commit"),
+        CommitOutcome::Committed { version: 2, .. }
+    ));
+    assert_eq!(
+        store
+            .load("c1")
+            .await
+            .expect("load")
+            .expect("exists")
+            .state
+            .node,
+        "case-b-check"
+    );
+
+    // Outbox in order; marking sent removes from pending.
+    let pending = store.pending_outbox("console", 10).await.expect("outbox");
+    let numbers: Vec<i64> = pending
+        .iter()
+        .filter_map(|m| m.payload["n"].as_i64())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    assert!(store
+        .pending_outbox("discord", 10)
+        .await
+        .expect("outbox")
+        .is_empty());
+    store.mark_sent(&[pending[0].id], t0).await.expect("mark");
+    assert_eq!(
+        store
+            .pending_outbox("console", 10)
+            .await
+            .expect("outbox")
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .pending_outbox("console", 1)
+            .await
+            .expect("outbox")
+            .len(),
+        1
+    );
+
+    // Timers: due only at their time; fired once; cancel by kind.
+    assert!(store.due_timers(t0, None).await.expect("due").is_empty());
+    assert_eq!(
+        store.next_timer_due(Some("c1")).await.expect("next"),
+        Some(t0 + Duration::hours(3))
+    );
+    let due = store
+        .due_timers(t0 + Duration::hours(4), Some("c1"))
+        .await
+        .expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].payload["retry_at_local"], "17:00");
+    let mut fire = Commit::new(record("c1", "case-b-check"), Some(2));
+    fire.inbound_key = Some("timer:t1".into());
+    fire.fired_timer = Some("t1".into());
+    store.commit(fire).await.expect("fire");
+    assert!(store
+        .due_timers(t0 + Duration::hours(4), None)
+        .await
+        .expect("due")
+        .is_empty());
+    let mut schedule = Commit::new(record("c1", "case-b-check"), Some(3));
+    schedule.new_timers.push(TimerRow {
+        id: "t2".into(),
+        conversation_id: "c1".into(),
+        kind: "lockout".into(),
+        due_at: t0,
+        payload: json!({}),
+    });
+    store.commit(schedule).await.expect("schedule");
+    let mut cancel = Commit::new(record("c1", "start"), Some(4));
+    cancel.cancel_timer_kinds.push("lockout".into());
+    store.commit(cancel).await.expect("cancel");
+    assert_eq!(store.next_timer_due(None).await.expect("next"), None);
+
+    // Handoffs and transcript.
+    let mut handoff = Commit::new(record("c1", "handoff"), Some(5));
+    handoff.open_handoff = Some(HandoffRecord {
+        ticket: "c1-9".into(),
+        conversation_id: "c1".into(),
+        reason: "requested".into(),
+        summary: "要約".into(),
+        status: "queued".into(),
+        created_at: t0,
+    });
+    store.commit(handoff).await.expect("handoff");
+    let mut cancel_handoff = Commit::new(record("c1", "start"), Some(6));
+    cancel_handoff.handoff_status = Some(("c1-9".into(), "cancelled".into()));
+    store.commit(cancel_handoff).await.expect("status");
+    let handoffs = store.handoffs("c1").await.expect("handoffs");
+    assert_eq!(handoffs.len(), 1);
+    assert_eq!(handoffs[0].status, "cancelled");
+    assert_eq!(handoffs[0].summary, "要約");
+    let transcript = store.transcript("c1").await.expect("transcript");
+    assert_eq!(transcript.len(), 1);
+    assert_eq!(transcript[0].text, "こんにちは");
+    assert_eq!(transcript[0].direction, Direction::Person);
+}
+
+#[tokio::test]
+async fn memory_store_keeps_the_contract() {
+    contract(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("contract.db"))
+        .await
+        .expect("open");
+    contract(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_reports_an_unusable_path_clearly() {
+    let error = SqliteStore::open(std::path::Path::new("/nonexistent-dir/x/y.db"))
+        .await
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(error.contains("/nonexistent-dir/x/y.db"), "{error}");
+}
