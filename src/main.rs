@@ -135,6 +135,7 @@ async fn chat(
             );
         }
     };
+    let persistent = db.is_some();
     let store: Arc<dyn Store> = match &db {
         Some(path) => Arc::new(SqliteStore::open(path).await?),
         None => Arc::new(MemoryStore::new()),
@@ -165,6 +166,7 @@ async fn chat(
         locale: lang,
         conversation,
         manual_clock,
+        persistent,
     };
     console::run(desk, clock, options).await?;
     Ok(ExitCode::SUCCESS)

@@ -146,7 +146,9 @@ console-input-hint = Type the number of a choice, or write freely. Type /quit to
 
 console-summary-title = ── Handoff summary for staff ──
 
-console-bye = Goodbye! The conversation is saved, so you can pick it up later.
+console-bye = Goodbye! The conversation is saved: start again with --conversation { $conversation } to pick it up.
+
+console-bye-unsaved = Goodbye! (This conversation was not saved; start with --db FILE to keep it.)
 
 console-status-queued = (Waiting for a staff member. No staff is connected in this terminal; the handoff summary has been saved.)
 

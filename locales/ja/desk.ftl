@@ -146,7 +146,9 @@ console-input-hint = 選択肢の番号を入力するか、自由に文章を�
 
 console-summary-title = ── 担当者への引き継ぎ内容 ──
 
-console-bye = 終了します。会話は保存されているので、あとで続きから再開できます。
+console-bye = 終了します。会話は保存されています。続きから再開するには --conversation { $conversation } を付けて起動してください。
+
+console-bye-unsaved = 終了します。（この会話は保存していません。保存するには --db ファイル名 を付けて起動してください。）
 
 console-status-queued = （担当者の対応待ちです。このターミナルには担当者はつながっていません。引き継ぎ内容は保存されました。）
 

@@ -27,6 +27,8 @@ pub struct ChatOptions {
     pub conversation: Option<String>,
     /// Set when `--now` fixed the clock: `at` in input lines moves it.
     pub manual_clock: Option<Arc<ManualClock>>,
+    /// Whether conversations are kept in a file (for the goodbye line).
+    pub persistent: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,9 +171,13 @@ where
             }
             None => lines.next_line().await?,
         };
-        let Some(line) = line else {
+        let quit = !options.jsonl
+            && line
+                .as_deref()
+                .is_some_and(|l| matches!(l.trim(), "/quit" | "/exit" | "/q"));
+        let Some(line) = line.filter(|_| !quit) else {
             if !options.jsonl {
-                view.say(out, "console-bye").await?;
+                view.bye(out, &conversation, options.persistent).await?;
             }
             return Ok(());
         };
@@ -254,13 +260,24 @@ impl<'a> View<'a> {
         out.flush().await
     }
 
-    async fn say<W: AsyncWrite + Unpin>(
+    async fn bye<W: AsyncWrite + Unpin>(
         &self,
         out: &mut W,
-        message_id: &str,
+        conversation: &str,
+        persistent: bool,
     ) -> std::io::Result<()> {
-        let text = format!("{}\n", self.text(message_id));
-        out.write_all(text.as_bytes()).await?;
+        let text = if persistent {
+            let args = std::collections::BTreeMap::from([(
+                "conversation".to_string(),
+                Value::String(conversation.to_string()),
+            )]);
+            self.desk
+                .catalog()
+                .format(&self.locale, "console-bye", &args)
+        } else {
+            self.text("console-bye-unsaved")
+        };
+        out.write_all(format!("\n{text}\n").as_bytes()).await?;
         out.flush().await
     }
 

@@ -17,7 +17,8 @@ use crate::i18n::Catalog;
 pub const PROGRAM_MESSAGES: &[(&str, &[&str])] = &[
     ("console-input-hint", &[]),
     ("console-summary-title", &[]),
-    ("console-bye", &[]),
+    ("console-bye", &["conversation"]),
+    ("console-bye-unsaved", &[]),
     ("console-status-queued", &[]),
     ("jsonl-invalid-json", &[]),
     ("jsonl-invalid-input", &[]),
