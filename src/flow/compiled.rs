@@ -85,7 +85,9 @@ impl CompiledFlow {
         let mut candidates = HashMap::new();
         for (node_id, node) in &flow.nodes {
             let mut ids: Vec<String> = node.choices.iter().map(|c| c.id.clone()).collect();
-            let jumps = node.case_jumps.unwrap_or(node.kind == NodeKind::Ask);
+            let jumps = node
+                .case_jumps
+                .unwrap_or(matches!(node.kind, NodeKind::Ask | NodeKind::Collect));
             for intent in &flow.intents {
                 if intent.everywhere || jumps {
                     ids.push(intent.id.clone());

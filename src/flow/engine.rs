@@ -347,14 +347,20 @@ impl<'a> Run<'a> {
                     return;
                 }
                 Err(invalid) => {
-                    // A confident "talk to a person" / "start over" still wins.
-                    let ranking = self.flow.vocabulary.rank(self.flow.everywhere(), &cleaned);
-                    if let Some((id, score)) = ranking.best() {
-                        if score >= self.settings.intent_threshold {
-                            if let Some(intent) = self.flow.flow.intent(id) {
-                                self.apply_intent(intent);
-                                return;
+                    // Text that is clearly something else still counts: a
+                    // button of this node, another cause described in words,
+                    // "talk to a person", "start over".
+                    if let Some(id) = self.confident_target(&cleaned) {
+                        let jumps = match self.target(&id) {
+                            Some(Target::Choice(..)) => true,
+                            Some(Target::Intent(intent)) => {
+                                intent.everywhere || intent.case.is_some()
                             }
+                            None => false,
+                        };
+                        if jumps {
+                            self.apply_target_id(&id);
+                            return;
                         }
                     }
                     self.say_engine(
@@ -367,6 +373,27 @@ impl<'a> Run<'a> {
             }
         }
         self.understand(&cleaned);
+    }
+
+    /// The target typed text clearly means at the current node, if any
+    /// (the same rule as [`Run::understand`] without asking back).
+    fn confident_target(&self, cleaned: &str) -> Option<String> {
+        let set = self.flow.candidates_at(&self.state.node)?;
+        let ranking = self.flow.vocabulary.rank(set, cleaned);
+        let (best_id, best_score) = ranking.best()?;
+        let best_goto = self.target(best_id).map(|t| self.goto_of(&t));
+        let runner_up = ranking
+            .scored
+            .iter()
+            .skip(1)
+            .find(|(id, _)| self.target(id).map(|t| self.goto_of(&t)) != best_goto)
+            .map(|(_, s)| *s)
+            .unwrap_or(0.0);
+        let clear_margin = best_score >= self.settings.intent_threshold
+            && best_score - runner_up >= self.settings.intent_margin;
+        let dominant = best_score >= self.settings.intent_floor
+            && runner_up <= best_score * self.settings.intent_dominance;
+        (clear_margin || dominant).then(|| best_id.to_string())
     }
 
     /// Free text at an `ask` node (or a pending clarification).
