@@ -237,13 +237,27 @@ fn load_locale(
             Ok(ast) => ast,
             Err((ast, errors)) => {
                 for error in errors {
-                    let line = source[..error.pos.start.min(source.len())]
-                        .matches('\n')
-                        .count()
-                        + 1;
+                    // `slice` is the broken entry; `pos` is where the parser
+                    // noticed, which can be lines later.
+                    let start = error
+                        .slice
+                        .as_ref()
+                        .map(|s| s.start)
+                        .unwrap_or(error.pos.start)
+                        .min(source.len());
+                    let line = source[..start].matches('\n').count() + 1;
+                    let entry: String = source[start..]
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+                        .collect();
+                    let entry = if entry.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in message \"{entry}\"")
+                    };
                     problems.push(LocaleProblem {
                         file: file.clone(),
-                        message: format!("line {line}: FTL syntax error: {:?}", error.kind),
+                        message: format!("line {line}: FTL syntax error{entry}: {}", error.kind),
                     });
                 }
                 ast
