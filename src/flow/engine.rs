@@ -375,36 +375,12 @@ impl<'a> Run<'a> {
         self.understand(&cleaned);
     }
 
-    /// The target typed text clearly means at the current node, if any
-    /// (the same rule as [`Run::understand`] without asking back).
-    fn confident_target(&self, cleaned: &str) -> Option<String> {
+    /// Ranks typed text against what it may mean at the current node and
+    /// decides whether the best target is clearly meant.
+    fn judge(&self, cleaned: &str) -> Option<Judgement> {
         let set = self.flow.candidates_at(&self.state.node)?;
         let ranking = self.flow.vocabulary.rank(set, cleaned);
         let (best_id, best_score) = ranking.best()?;
-        let best_goto = self.target(best_id).map(|t| self.goto_of(&t));
-        let runner_up = ranking
-            .scored
-            .iter()
-            .skip(1)
-            .find(|(id, _)| self.target(id).map(|t| self.goto_of(&t)) != best_goto)
-            .map(|(_, s)| *s)
-            .unwrap_or(0.0);
-        let clear_margin = best_score >= self.settings.intent_threshold
-            && best_score - runner_up >= self.settings.intent_margin;
-        let dominant = best_score >= self.settings.intent_floor
-            && runner_up <= best_score * self.settings.intent_dominance;
-        (clear_margin || dominant).then(|| best_id.to_string())
-    }
-
-    /// Free text at an `ask` node (or a pending clarification).
-    fn understand(&mut self, cleaned: &str) {
-        let Some(set) = self.flow.candidates_at(&self.state.node) else {
-            return;
-        };
-        let ranking = self.flow.vocabulary.rank(set, cleaned);
-        let Some((best_id, best_score)) = ranking.best() else {
-            return;
-        };
         let best_goto = self.target(best_id).map(|t| self.goto_of(&t));
         // The runner-up is the best target leading somewhere else: a button
         // and an intent that lead to the same node do not compete.
@@ -421,9 +397,33 @@ impl<'a> Run<'a> {
         // messages score lower, but the one cause they mention stands out.
         let dominant = best_score >= self.settings.intent_floor
             && runner_up <= best_score * self.settings.intent_dominance;
-        if clear_margin || dominant {
-            let id = best_id.to_string();
-            self.apply_target_id(&id);
+        Some(Judgement {
+            best_id: best_id.to_string(),
+            best_score,
+            clear: clear_margin || dominant,
+            ranking,
+        })
+    }
+
+    /// The target typed text clearly means at the current node, if any
+    /// (the same rule as [`Run::understand`] without asking back).
+    fn confident_target(&self, cleaned: &str) -> Option<String> {
+        self.judge(cleaned).filter(|j| j.clear).map(|j| j.best_id)
+    }
+
+    /// Free text at an `ask` node (or a pending clarification).
+    fn understand(&mut self, cleaned: &str) {
+        let Some(Judgement {
+            best_id,
+            best_score,
+            clear,
+            ranking,
+        }) = self.judge(cleaned)
+        else {
+            return;
+        };
+        if clear {
+            self.apply_target_id(&best_id);
             return;
         }
         if best_score >= self.settings.clarify_threshold {
@@ -897,6 +897,15 @@ impl<'a> Run<'a> {
             });
         }
     }
+}
+
+/// How typed text ranks at a node, and whether the best target is clearly
+/// meant.
+struct Judgement {
+    best_id: String,
+    best_score: f32,
+    clear: bool,
+    ranking: crate::diagnose::intent::Ranking,
 }
 
 /// Choice id of "none of these" under a clarifying question.
