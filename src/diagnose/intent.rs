@@ -10,7 +10,7 @@
 //!
 //! Negation matters for answers (`しています` vs `していません`): an input and
 //! an example that disagree on containing a negation marker (listed in the
-//! flow, e.g. `ない`, `ません`, `いいえ`) have their similarity halved.
+//! flow, e.g. `ない`, `ません`, `いいえ`) count as much less similar.
 //!
 //! The result is deterministic (ties go to the target listed first) and comes
 //! with the runner-up, so the engine can ask instead of guessing when the
@@ -19,6 +19,10 @@
 use std::collections::HashMap;
 
 use crate::text::fold;
+
+/// Factor applied to the similarity of an input and an example that
+/// disagree on negation ("届きました" vs "届きません").
+const NEGATION_MISMATCH: f32 = 0.35;
 
 /// Weighted sparse vector: (gram hash, weight), sorted by hash, L2-normalised.
 type SparseVector = Vec<(u64, f32)>;
@@ -176,7 +180,7 @@ impl Vocabulary {
             for example in &set.examples {
                 let mut score = cosine(&vector, &example.vector);
                 if negated != example.negated {
-                    score *= 0.5;
+                    score *= NEGATION_MISMATCH;
                 }
                 if score > best[example.target] {
                     best[example.target] = score;
