@@ -9,7 +9,7 @@
 //! concurrent conversations, and over the memory store for comparison.
 //!
 //! Run with `cargo bench --bench core` (release build; plain `fn main`, no
-//! harness). It takes about 20 seconds; the SQLite figures depend mostly on
+//! harness). It runs for about 15 seconds; the SQLite figures depend mostly on
 //! how fast the disk under the temp directory completes an fsync.
 
 use std::collections::BTreeMap;
