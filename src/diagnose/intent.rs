@@ -42,7 +42,6 @@ pub struct Vocabulary {
 #[derive(Debug, Clone)]
 struct Example {
     target: usize,
-    vector: SparseVector,
     negated: bool,
 }
 
@@ -52,6 +51,9 @@ struct Example {
 pub struct CandidateSet {
     targets: Vec<String>,
     examples: Vec<Example>,
+    /// Inverted index: gram -> (example index, weight). Scoring an input
+    /// touches only the examples that share a gram with it.
+    postings: HashMap<u64, Vec<(u32, f32)>>,
 }
 
 /// The best target for an input, and the runner-up (a different target).
@@ -89,9 +91,7 @@ impl Vocabulary {
         for example in all_examples {
             documents += 1;
             let stripped = strip_fillers(&fold(example), &fillers);
-            let mut grams: Vec<u64> = gram_counts(&stripped).into_keys().collect();
-            grams.sort_unstable();
-            for gram in grams {
+            for (gram, _) in gram_counts(&stripped) {
                 *document_frequency.entry(gram).or_default() += 1;
             }
         }
@@ -123,6 +123,7 @@ impl Vocabulary {
         } else {
             stripped.as_str()
         };
+        // Already sorted by gram hash.
         let mut vector: SparseVector = gram_counts(text)
             .into_iter()
             .map(|(gram, count)| {
@@ -130,7 +131,6 @@ impl Vocabulary {
                 (gram, (1.0 + (count as f32).ln()) * idf)
             })
             .collect();
-        vector.sort_unstable_by_key(|(gram, _)| *gram);
         let norm = vector.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
         if norm > 0.0 {
             for (_, w) in &mut vector {
@@ -160,9 +160,15 @@ impl Vocabulary {
                 if folded.is_empty() {
                     continue;
                 }
+                let example_index = set.examples.len() as u32;
+                for (gram, weight) in self.vectorise(&folded) {
+                    set.postings
+                        .entry(gram)
+                        .or_default()
+                        .push((example_index, weight));
+                }
                 set.examples.push(Example {
                     target: index,
-                    vector: self.vectorise(&folded),
                     negated: self.is_negated(&folded),
                 });
             }
@@ -177,8 +183,17 @@ impl Vocabulary {
         if !folded.is_empty() {
             let vector = self.vectorise(&folded);
             let negated = self.is_negated(&folded);
-            for example in &set.examples {
-                let mut score = cosine(&vector, &example.vector);
+            // Cosine of normalised vectors = sum over shared grams.
+            let mut dots = vec![0.0f32; set.examples.len()];
+            for (gram, weight) in &vector {
+                if let Some(postings) = set.postings.get(gram) {
+                    for (example, example_weight) in postings {
+                        dots[*example as usize] += weight * example_weight;
+                    }
+                }
+            }
+            for (example, dot) in set.examples.iter().zip(dots) {
+                let mut score = dot;
                 if negated != example.negated {
                     score *= NEGATION_MISMATCH;
                 }
@@ -205,34 +220,28 @@ fn strip_fillers(folded: &str, fillers: &[String]) -> String {
     text
 }
 
-fn cosine(a: &SparseVector, b: &SparseVector) -> f32 {
-    let (mut i, mut j, mut dot) = (0, 0, 0.0f32);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                dot += a[i].1 * b[j].1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    dot
-}
-
-/// Counts the character grams of a folded text.
-fn gram_counts(folded: &str) -> HashMap<u64, u32> {
+/// Counts the character grams of a folded text: (gram hash, count), sorted
+/// by hash. A sorted vector instead of a hash map: fewer allocations on the
+/// per-message path.
+fn gram_counts(folded: &str) -> Vec<(u64, u32)> {
     let chars: Vec<char> = folded.chars().collect();
-    let mut counts = HashMap::new();
+    let mut grams: Vec<u64> = Vec::with_capacity(chars.len() * 3);
     for (i, &c) in chars.iter().enumerate() {
         if !is_hiragana(c) {
-            *counts.entry(hash_gram(&chars[i..i + 1])).or_default() += 1;
+            grams.push(hash_gram(&chars[i..i + 1]));
         }
         for n in 2..=3 {
             if i + n <= chars.len() {
-                *counts.entry(hash_gram(&chars[i..i + n])).or_default() += 1;
+                grams.push(hash_gram(&chars[i..i + n]));
             }
+        }
+    }
+    grams.sort_unstable();
+    let mut counts: Vec<(u64, u32)> = Vec::with_capacity(grams.len());
+    for gram in grams {
+        match counts.last_mut() {
+            Some((last, count)) if *last == gram => *count += 1,
+            _ => counts.push((gram, 1)),
         }
     }
     counts
