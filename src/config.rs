@@ -19,6 +19,35 @@ pub struct Config {
     pub lockout: LockoutConfig,
     pub session: SessionConfig,
     pub intent: IntentConfig,
+    pub desk: DeskConfig,
+    pub discord: crate::channels::discord::DiscordConfig,
+}
+
+/// The `[desk]` section: when human agents are there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeskConfig {
+    /// Opening and closing time (`HH:MM`, in `general.time_zone`).
+    pub opens: String,
+    pub closes: String,
+    /// Working days (`mon` … `sun`).
+    pub days: Vec<String>,
+    /// Closed dates (`YYYY-MM-DD`), e.g. national holidays and the
+    /// year-end closure.
+    pub holidays: Vec<String>,
+}
+
+impl Default for DeskConfig {
+    fn default() -> Self {
+        DeskConfig {
+            opens: "09:00".into(),
+            closes: "17:00".into(),
+            days: ["mon", "tue", "wed", "thu", "fri"]
+                .map(String::from)
+                .to_vec(),
+            holidays: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -173,6 +202,7 @@ impl Config {
                     message: e.to_string().trim().replace('\n', " "),
                 })?;
         config.engine_settings()?;
+        config.business_hours()?;
         Ok(config)
     }
 
@@ -217,6 +247,44 @@ impl Config {
             clarify_threshold: self.intent.clarify_threshold,
             max_input_chars: self.general.max_input_chars.max(1),
             default_country,
+        })
+    }
+
+    /// The desk's business hours, checked.
+    pub fn business_hours(&self) -> Result<crate::handoff::hours::BusinessHours, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            origin: format!("desk.{key}"),
+            message,
+        };
+        let time = |key: &str, text: &str| {
+            chrono::NaiveTime::parse_from_str(text, "%H:%M")
+                .map_err(|_| invalid(key, format!("\"{text}\" is not a time like 09:00")))
+        };
+        let days = self
+            .desk
+            .days
+            .iter()
+            .map(|d| {
+                crate::handoff::hours::parse_weekday(d)
+                    .ok_or_else(|| invalid("days", format!("\"{d}\" is not a weekday (mon … sun)")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let holidays = self
+            .desk
+            .holidays
+            .iter()
+            .map(|d| {
+                chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                    invalid("holidays", format!("\"{d}\" is not a date like 2026-12-29"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::handoff::hours::BusinessHours {
+            time_zone: self.engine_settings()?.time_zone,
+            opens: time("opens", &self.desk.opens)?,
+            closes: time("closes", &self.desk.closes)?,
+            days,
+            holidays,
         })
     }
 

@@ -10,6 +10,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -17,7 +19,8 @@ use serde_json::{json, Value};
 use crate::conversation::state::State;
 use crate::conversation::store::*;
 use crate::flow::compiled::CompiledFlow;
-use crate::flow::engine::{self, EngineSettings, Input, Reply};
+use crate::flow::engine::{self, AgentAction, EngineSettings, Input, Reply};
+use crate::handoff::hours::BusinessHours;
 use crate::handoff::summary;
 use crate::i18n::Catalog;
 use crate::text;
@@ -55,6 +58,8 @@ pub struct Outcome {
     pub outbox_ids: Vec<i64>,
     pub expects: String,
     pub case: Option<String>,
+    /// Notes for the agents' side (rendered in the agents' locale).
+    pub agent_notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +70,8 @@ pub enum DeskError {
     UnknownConversation(String),
     #[error("conversation \"{0}\" kept changing under concurrent writers; gave up after retries")]
     Contention(String),
+    #[error("handoff ticket \"{0}\" does not exist")]
+    UnknownTicket(String),
 }
 
 struct DeskInner {
@@ -73,6 +80,11 @@ struct DeskInner {
     store: Arc<dyn Store>,
     settings: EngineSettings,
     agent_locale: String,
+    business_hours: Option<BusinessHours>,
+    /// Bumped after every commit that wrote outbox rows or timers, so
+    /// senders and the timer loop await work instead of polling (a watch
+    /// channel never loses a wake-up, unlike a bare notification).
+    committed: watch::Sender<u64>,
     /// One async lock per conversation: inputs of one conversation are
     /// stepped one at a time (in arrival order), different conversations in
     /// parallel. The map itself is behind a blocking mutex held only to look
@@ -101,9 +113,58 @@ impl Desk {
                 store,
                 settings,
                 agent_locale,
+                business_hours: None,
+                committed: watch::channel(0).0,
                 locks: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Tells people queued outside these hours when the desk opens.
+    /// Call before cloning the desk.
+    pub fn with_business_hours(mut self, hours: BusinessHours) -> Desk {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.business_hours = Some(hours);
+        }
+        self
+    }
+
+    /// Changes after each commit that wrote outbox rows or timers.
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.inner.committed.subscribe()
+    }
+
+    /// The time zone times are shown in (Asia/Tokyo by default).
+    pub fn time_zone(&self) -> chrono_tz::Tz {
+        self.inner.settings.time_zone
+    }
+
+    pub fn agent_locale(&self) -> &str {
+        &self.inner.agent_locale
+    }
+
+    /// An agent acts on ticket `ticket` (claim, say, release, transfer,
+    /// close). Who may act is the caller's decision.
+    pub async fn agent(
+        &self,
+        ticket: &str,
+        action: AgentAction,
+        inbound_key: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DeskError> {
+        let handoff = self
+            .inner
+            .store
+            .handoff(ticket)
+            .await?
+            .ok_or_else(|| DeskError::UnknownTicket(ticket.to_string()))?;
+        self.handle(
+            &handoff.conversation_id,
+            Input::Agent(action),
+            inbound_key,
+            now,
+        )
+        .await
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -139,6 +200,22 @@ impl Desk {
         locale_hint: &str,
         now: DateTime<Utc>,
     ) -> Result<Outcome, DeskError> {
+        self.open(channel, user_key, locale_hint, None, None, now)
+            .await
+    }
+
+    /// Starts a new conversation opened by a first message (or a command):
+    /// greets, goes straight to what `first_text` clearly means, and records
+    /// where the person is reached (`address`) in the same call.
+    pub async fn open(
+        &self,
+        channel: &str,
+        user_key: &str,
+        locale_hint: &str,
+        first_text: Option<String>,
+        address: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DeskError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let locale = self.inner.catalog.negotiate(locale_hint);
         let state = State::fresh(&id, &self.inner.flow.flow.flow.start, now);
@@ -151,11 +228,17 @@ impl Desk {
             version: 0,
             created_at: now,
             updated_at: now,
+            address: None,
         };
         let lock = self.lock_for(&id);
         let _guard = lock.lock().await;
-        self.step_and_commit(record, None, Input::Start, None, now)
-            .await
+        let input = match first_text {
+            Some(text) => Input::Open(text),
+            None => Input::Start,
+        };
+        let mut record = record;
+        record.address = address.map(str::to_string);
+        self.step_and_commit(record, None, input, None, now).await
     }
 
     /// Handles one input of the person. `inbound_key` is the platform's
@@ -311,33 +394,21 @@ impl Desk {
             now,
             &inner.settings,
         );
-        let replies: Vec<RenderedReply> = step
+        let mut replies: Vec<RenderedReply> = step
             .replies
             .iter()
             .map(|r| self.render(&record.locale, r))
             .collect();
         record.state = step.state;
         record.updated_at = now;
+        let channel = record.channel.clone();
         let mut commit = Commit::new(record.clone(), expected_version);
         commit.inbound_key = inbound_key;
         commit.fired_timer = fired_timer;
         commit.transcript.extend(person_line);
-        for reply in &replies {
-            commit.transcript.push(TranscriptEntry {
-                at: now,
-                direction: Direction::Bot,
-                author: None,
-                message_id: Some(reply.message_id.clone()),
-                text: reply.text.clone(),
-            });
-        }
-        if !replies.is_empty() {
-            commit.outbox.push((
-                record.channel.clone(),
-                json!({ "kind": "replies", "replies": replies }),
-            ));
-        }
         let mut handoff = None;
+        let mut agent_notes = Vec::new();
+        let mut agent_rows = Vec::new();
         for effect in &step.effects {
             match effect {
                 engine::Effect::ScheduleTimer {
@@ -369,11 +440,44 @@ impl Desk {
                         summary: text,
                         status: "queued".into(),
                         created_at: now,
+                        agent_address: None,
                     };
-                    commit.outbox.push((
-                        "agents".into(),
-                        json!({ "kind": "handoff", "ticket": ticket, "summary": opened.summary }),
-                    ));
+                    // Tell the person where they stand and, outside business
+                    // hours, when the desk opens.
+                    let position = inner.store.queue_length().await? + 1;
+                    let mut extra = vec![Reply {
+                        message_id: "handoff-queue-position".into(),
+                        args: BTreeMap::from([("position".to_string(), json!(position))]),
+                        choices: Vec::new(),
+                    }];
+                    if let Some(opens) = inner
+                        .business_hours
+                        .as_ref()
+                        .and_then(|h| h.next_opening(now))
+                    {
+                        let opens = crate::diagnose::lockout::format_local_time(
+                            opens,
+                            now,
+                            inner.settings.time_zone,
+                        );
+                        extra.push(Reply {
+                            message_id: "handoff-after-hours".into(),
+                            args: BTreeMap::from([("opens_at".to_string(), json!(opens))]),
+                            choices: Vec::new(),
+                        });
+                    }
+                    replies.extend(extra.iter().map(|r| self.render(&record.locale, r)));
+                    let recent = recent_transcript(
+                        &inner.store.transcript(&record.id).await?,
+                        &commit.transcript,
+                        20,
+                    );
+                    agent_rows.push(json!({
+                        "kind": "handoff",
+                        "ticket": ticket,
+                        "summary": opened.summary,
+                        "recent": recent,
+                    }));
                     commit.open_handoff = Some(opened.clone());
                     handoff = Some(opened);
                     tracing::info!(conversation = %record.id, ticket = %ticket, "conversation queued for an agent");
@@ -381,22 +485,67 @@ impl Desk {
                 engine::Effect::CancelHandoff { ticket } => {
                     commit.handoff_status = Some((ticket.clone(), "cancelled".into()));
                 }
+                engine::Effect::HandoffStatus { ticket, status } => {
+                    commit.handoff_status = Some((ticket.clone(), status.clone()));
+                    if status == "closed" {
+                        agent_rows.push(json!({ "kind": "transcript", "ticket": ticket }));
+                    }
+                }
                 engine::Effect::RelayToAgent { ticket, text } => {
-                    commit.outbox.push((
-                        "agents".into(),
-                        json!({ "kind": "relay", "ticket": ticket, "text": text }),
-                    ));
+                    let args = BTreeMap::from([("text".to_string(), json!(text))]);
+                    let rendered =
+                        inner
+                            .catalog
+                            .format(&inner.agent_locale, "agent-note-from-person", &args);
+                    agent_rows.push(json!({ "kind": "relay", "ticket": ticket, "text": rendered }));
+                }
+                engine::Effect::NotifyAgents { ticket, reply } => {
+                    let rendered = self.render(&inner.agent_locale, reply).text;
+                    commit.transcript.push(TranscriptEntry {
+                        at: now,
+                        direction: Direction::System,
+                        author: None,
+                        message_id: Some(reply.message_id.clone()),
+                        text: rendered.clone(),
+                    });
+                    agent_rows
+                        .push(json!({ "kind": "agent_note", "ticket": ticket, "text": rendered }));
+                    agent_notes.push(rendered);
                 }
             }
         }
+        for reply in &replies {
+            commit.transcript.push(TranscriptEntry {
+                at: now,
+                direction: Direction::Bot,
+                author: None,
+                message_id: Some(reply.message_id.clone()),
+                text: reply.text.clone(),
+            });
+        }
+        if !replies.is_empty() {
+            commit.outbox.push((
+                channel.clone(),
+                json!({ "kind": "replies", "replies": replies }),
+            ));
+        }
+        for row in agent_rows {
+            commit.outbox.push((channel.clone(), row));
+        }
+        let wrote_work = !commit.outbox.is_empty() || !commit.new_timers.is_empty();
         match inner.store.commit(commit).await? {
             CommitOutcome::Committed {
                 version,
                 outbox_ids,
             } => {
                 record.version = version;
+                if wrote_work {
+                    inner.committed.send_modify(|n| *n = n.wrapping_add(1));
+                }
                 tracing::debug!(conversation = %record.id, node = %record.state.node, version, "input committed");
-                Ok(self.outcome(&record, replies, false, handoff, outbox_ids))
+                let mut outcome = self.outcome(&record, replies, false, handoff, outbox_ids);
+                outcome.agent_notes = agent_notes;
+                Ok(outcome)
             }
             CommitOutcome::Duplicate => {
                 tracing::info!(conversation = %record.id, "duplicate input ignored");
@@ -425,6 +574,7 @@ impl Desk {
             duplicate,
             handoff,
             outbox_ids,
+            agent_notes: Vec::new(),
         }
     }
 
@@ -497,7 +647,20 @@ fn person_transcript_line(
                 .unwrap_or_default();
             format!("[{id}] {label}")
         }
-        Input::Start | Input::Timer { .. } => return None,
+        Input::Agent(AgentAction::Say { agent, text }) => {
+            return Some(TranscriptEntry {
+                at: now,
+                direction: Direction::Agent,
+                author: Some(agent.name.clone()),
+                message_id: None,
+                text: text::truncate_chars(&text::clean(text), TRANSCRIPT_MAX_CHARS).to_string(),
+            });
+        }
+        Input::Open(text) => format!(
+            "[open] {}",
+            text::truncate_chars(&text::clean(text), TRANSCRIPT_MAX_CHARS)
+        ),
+        Input::Start | Input::Timer { .. } | Input::Agent(_) => return None,
     };
     Some(TranscriptEntry {
         at: now,
@@ -506,4 +669,26 @@ fn person_transcript_line(
         message_id: None,
         text,
     })
+}
+
+/// The last `n` transcript lines (stored plus about to be stored) as
+/// "who: text" lines for the agents' first look.
+fn recent_transcript(
+    stored: &[TranscriptEntry],
+    pending: &[TranscriptEntry],
+    n: usize,
+) -> Vec<String> {
+    let all: Vec<&TranscriptEntry> = stored.iter().chain(pending.iter()).collect();
+    all[all.len().saturating_sub(n)..]
+        .iter()
+        .map(|line| {
+            let who = match line.direction {
+                Direction::Person => "👤",
+                Direction::Bot => "🤖",
+                Direction::Agent => "🧑‍💼",
+                Direction::System => "ℹ️",
+            };
+            format!("{who} {}", text::truncate_chars(&line.text, 300))
+        })
+        .collect()
 }

@@ -13,9 +13,10 @@
 //! - [`i18n`]: Fluent bundles and locale negotiation.
 //! - [`diagnose`]: phone numbers, lockout arithmetic, free-text intents, validators.
 //! - [`conversation`]: state, transcript records, the `Store` trait with memory and SQLite.
-//! - [`handoff`]: the summary prepared for agents.
+//! - [`handoff`]: the summary prepared for agents, business hours.
 //! - [`desk`]: ties engine, store, handoff and rendering; one transaction per input.
-//! - [`channels`]: adapters (terminal).
+//! - [`channels`]: adapters (terminal, Discord).
+//! - [`serve`]: `madoguchi serve`: channels and the timer loop until shutdown.
 //! - [`clock`]: system and manual clocks (the engine never reads one).
 //! - [`text`]: normalisation of what people type (NFKC, kana, control characters).
 
@@ -29,4 +30,5 @@ pub mod diagnose;
 pub mod flow;
 pub mod handoff;
 pub mod i18n;
+pub mod serve;
 pub mod text;

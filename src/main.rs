@@ -50,6 +50,9 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Run the service: every configured channel (Discord when its token's
+    /// environment variable is set) and the reminder timers.
+    Serve,
     /// Check every flow and locale; print one line per problem.
     Check {
         /// Flows folder (default: from config).
@@ -62,14 +65,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The service tells the operator what it does (info); the terminal chat
+    // keeps stderr quiet unless something is wrong.
+    let default_filter = match cli.command {
+        Command::Serve => "info,serenity=warn,sqlx=warn",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
-    let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -100,6 +109,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("{} problem(s) found", report.problems.len());
                 Ok(ExitCode::from(1))
             }
+        }
+        Command::Serve => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(serve(config))
         }
         Command::Chat {
             jsonl,
@@ -170,4 +184,58 @@ async fn chat(
     };
     console::run(desk, clock, options).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let content = match madoguchi::content::load(&config) {
+        Ok(content) => content,
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            anyhow::bail!(
+                "refusing to start: the flow or locales have {} problem(s); run `madoguchi check`",
+                problems.len()
+            );
+        }
+    };
+    let store = Arc::new(
+        SqliteStore::open(&config.storage.database)
+            .await
+            .with_context(|| "storage.database".to_string())?,
+    );
+    let desk = Desk::new(
+        content.flow,
+        content.catalog,
+        store.clone(),
+        config.engine_settings()?,
+        config.general.agent_locale.clone(),
+    )
+    .with_business_hours(config.business_hours()?);
+    let env = |name: &str| std::env::var(name).ok();
+    madoguchi::serve::run(config, desk, Arc::new(SystemClock), &env, shutdown_signal()).await?;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
 }

@@ -2,3 +2,4 @@
 //! rendered replies into platform messages, and hold no flow logic.
 
 pub mod console;
+pub mod discord;

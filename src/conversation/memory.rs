@@ -21,6 +21,8 @@ struct Inner {
     outbox: Vec<(OutboxMessage, bool)>,
     timers: BTreeMap<String, (TimerRow, bool)>,
     handoffs: Vec<HandoffRecord>,
+    addresses: BTreeMap<String, String>,
+    failed: BTreeMap<i64, String>,
 }
 
 #[derive(Default)]
@@ -81,6 +83,8 @@ impl Store for MemoryStore {
         record.version = version;
         if let Some(existing) = inner.conversations.get(&id) {
             record.created_at = existing.created_at;
+        } else if let Some(address) = &record.address {
+            inner.addresses.insert(id.clone(), address.clone());
         }
         inner.conversations.insert(id.clone(), record);
         inner
@@ -190,6 +194,95 @@ impl Store for MemoryStore {
             .get(conversation)
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn handoff(&self, ticket: &str) -> StoreResult<Option<HandoffRecord>> {
+        Ok(self
+            .lock()?
+            .handoffs
+            .iter()
+            .find(|h| h.ticket == ticket)
+            .cloned())
+    }
+
+    async fn queue_length(&self) -> StoreResult<i64> {
+        Ok(self
+            .lock()?
+            .handoffs
+            .iter()
+            .filter(|h| h.status == "queued")
+            .count() as i64)
+    }
+
+    async fn queue_position(&self, ticket: &str) -> StoreResult<i64> {
+        let inner = self.lock()?;
+        let Some(this) = inner.handoffs.iter().find(|h| h.ticket == ticket) else {
+            return Ok(0);
+        };
+        Ok(inner
+            .handoffs
+            .iter()
+            .filter(|h| h.status == "queued" && h.created_at <= this.created_at)
+            .count() as i64)
+    }
+
+    async fn set_address(&self, conversation: &str, address: &str) -> StoreResult<()> {
+        self.lock()?
+            .addresses
+            .insert(conversation.to_string(), address.to_string());
+        Ok(())
+    }
+
+    async fn find_by_address(
+        &self,
+        channel: &str,
+        address: &str,
+    ) -> StoreResult<Option<(ConversationRecord, String)>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .conversations
+            .values()
+            .filter(|c| c.channel == channel)
+            .filter(|c| inner.addresses.get(&c.id).is_some_and(|a| a == address))
+            .max_by_key(|c| c.updated_at)
+            .map(|c| (c.clone(), address.to_string())))
+    }
+
+    async fn address_of(&self, conversation: &str) -> StoreResult<Option<String>> {
+        Ok(self.lock()?.addresses.get(conversation).cloned())
+    }
+
+    async fn set_handoff_address(&self, ticket: &str, address: &str) -> StoreResult<()> {
+        for handoff in self
+            .lock()?
+            .handoffs
+            .iter_mut()
+            .filter(|h| h.ticket == ticket)
+        {
+            handoff.agent_address = Some(address.to_string());
+        }
+        Ok(())
+    }
+
+    async fn find_handoff_by_address(&self, address: &str) -> StoreResult<Option<HandoffRecord>> {
+        Ok(self
+            .lock()?
+            .handoffs
+            .iter()
+            .rev()
+            .find(|h| h.agent_address.as_deref() == Some(address))
+            .cloned())
+    }
+
+    async fn mark_failed(&self, id: i64, reason: &str, _at: DateTime<Utc>) -> StoreResult<()> {
+        let mut inner = self.lock()?;
+        for (message, sent) in inner.outbox.iter_mut() {
+            if message.id == id {
+                *sent = true;
+            }
+        }
+        inner.failed.insert(id, reason.to_string());
+        Ok(())
     }
 
     async fn handoffs(&self, conversation: &str) -> StoreResult<Vec<HandoffRecord>> {

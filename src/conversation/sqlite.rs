@@ -80,6 +80,7 @@ impl SqliteStore {
             version: row.get("version"),
             created_at: parse_time(row.get("created_at"))?,
             updated_at: parse_time(row.get("updated_at"))?,
+            address: row.get("address"),
         })
     }
 }
@@ -226,19 +227,117 @@ impl Store for SqliteStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_error)?;
-        rows.iter()
-            .map(|row| {
-                Ok(HandoffRecord {
-                    ticket: row.get("ticket"),
-                    conversation_id: row.get("conversation_id"),
-                    reason: row.get("reason"),
-                    summary: row.get("summary"),
-                    status: row.get("status"),
-                    created_at: parse_time(row.get("created_at"))?,
-                })
-            })
-            .collect()
+        rows.iter().map(handoff_from_row).collect()
     }
+
+    async fn handoff(&self, ticket: &str) -> StoreResult<Option<HandoffRecord>> {
+        let row = sqlx::query("SELECT * FROM handoffs WHERE ticket = ?")
+            .bind(ticket)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(handoff_from_row).transpose()
+    }
+
+    async fn queue_length(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM handoffs WHERE status = 'queued'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn queue_position(&self, ticket: &str) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM handoffs WHERE status = 'queued'
+             AND created_at <= (SELECT created_at FROM handoffs WHERE ticket = ?)",
+        )
+        .bind(ticket)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
+    async fn set_address(&self, conversation: &str, address: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE conversations SET address = ? WHERE id = ?")
+            .bind(address)
+            .bind(conversation)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn find_by_address(
+        &self,
+        channel: &str,
+        address: &str,
+    ) -> StoreResult<Option<(ConversationRecord, String)>> {
+        let row = sqlx::query(
+            "SELECT * FROM conversations WHERE channel = ? AND address = ? ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(channel)
+        .bind(address)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref()
+            .map(|r| Self::record_from_row(r).map(|c| (c, address.to_string())))
+            .transpose()
+    }
+
+    async fn address_of(&self, conversation: &str) -> StoreResult<Option<String>> {
+        let address: Option<Option<String>> =
+            sqlx::query_scalar("SELECT address FROM conversations WHERE id = ?")
+                .bind(conversation)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(address.flatten())
+    }
+
+    async fn set_handoff_address(&self, ticket: &str, address: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE handoffs SET agent_address = ? WHERE ticket = ?")
+            .bind(address)
+            .bind(ticket)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn find_handoff_by_address(&self, address: &str) -> StoreResult<Option<HandoffRecord>> {
+        let row = sqlx::query(
+            "SELECT * FROM handoffs WHERE agent_address = ? ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(address)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(handoff_from_row).transpose()
+    }
+
+    async fn mark_failed(&self, id: i64, reason: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET sent_at = ?, failed_reason = ? WHERE id = ?")
+            .bind(time(at))
+            .bind(reason)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+fn handoff_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<HandoffRecord> {
+    Ok(HandoffRecord {
+        ticket: row.get("ticket"),
+        conversation_id: row.get("conversation_id"),
+        reason: row.get("reason"),
+        summary: row.get("summary"),
+        status: row.get("status"),
+        created_at: parse_time(row.get("created_at"))?,
+        agent_address: row.get("agent_address"),
+    })
 }
 
 fn timer_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<TimerRow> {
@@ -279,8 +378,8 @@ async fn write_commit(
     let version = match commit.expected_version {
         None => {
             let inserted = sqlx::query(
-                "INSERT INTO conversations (id, channel, user_key, locale, state, version, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO conversations (id, channel, user_key, locale, state, version, created_at, updated_at, address)
+                 VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(&record.id)
             .bind(&record.channel)
@@ -289,6 +388,7 @@ async fn write_commit(
             .bind(&state)
             .bind(time(record.created_at))
             .bind(&now)
+            .bind(&record.address)
             .execute(&mut *conn)
             .await
             .map_err(db_error)?;

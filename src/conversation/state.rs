@@ -22,7 +22,14 @@ pub enum Mode {
     /// Waiting for a support agent to claim the ticket.
     Queued { ticket: String },
     /// An agent holds the conversation; the bot only relays.
-    WithAgent { ticket: String, agent: String },
+    WithAgent {
+        ticket: String,
+        /// The agent's platform id.
+        agent: String,
+        /// The name the person sees.
+        #[serde(default)]
+        agent_name: String,
+    },
     /// Finished; a new message starts over.
     Closed,
 }

@@ -29,6 +29,9 @@ pub struct ConversationRecord {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Where the person is reached on the channel (set on creation; later
+    /// changes go through [`Store::set_address`]).
+    pub address: Option<String>,
 }
 
 /// Who wrote a transcript line.
@@ -100,9 +103,11 @@ pub struct HandoffRecord {
     pub conversation_id: String,
     pub reason: String,
     pub summary: String,
-    /// `queued`, `claimed`, `cancelled`, `closed`.
+    /// `queued`, `claimed`, `released`, `cancelled`, `closed`.
     pub status: String,
     pub created_at: DateTime<Utc>,
+    /// Where agents discuss the ticket (a staff thread), once known.
+    pub agent_address: Option<String>,
 }
 
 /// Everything one input produced, written atomically.
@@ -201,4 +206,33 @@ pub trait Store: Send + Sync {
     async fn transcript(&self, conversation: &str) -> StoreResult<Vec<TranscriptEntry>>;
 
     async fn handoffs(&self, conversation: &str) -> StoreResult<Vec<HandoffRecord>>;
+
+    async fn handoff(&self, ticket: &str) -> StoreResult<Option<HandoffRecord>>;
+
+    /// How many tickets are waiting to be claimed.
+    async fn queue_length(&self) -> StoreResult<i64>;
+
+    /// 1 for the oldest ticket still queued; counts queued tickets created
+    /// no later than `ticket`.
+    async fn queue_position(&self, ticket: &str) -> StoreResult<i64>;
+
+    /// Records where the person is reached on the conversation's channel.
+    async fn set_address(&self, conversation: &str, address: &str) -> StoreResult<()>;
+
+    /// The conversation reached at `address` on `channel`, most recent first.
+    async fn find_by_address(
+        &self,
+        channel: &str,
+        address: &str,
+    ) -> StoreResult<Option<(ConversationRecord, String)>>;
+
+    /// Where the person of `conversation` is reached.
+    async fn address_of(&self, conversation: &str) -> StoreResult<Option<String>>;
+
+    async fn set_handoff_address(&self, ticket: &str, address: &str) -> StoreResult<()>;
+
+    async fn find_handoff_by_address(&self, address: &str) -> StoreResult<Option<HandoffRecord>>;
+
+    /// Gives up on an outbox row (marks it done, with the reason).
+    async fn mark_failed(&self, id: i64, reason: &str, at: DateTime<Utc>) -> StoreResult<()>;
 }

@@ -22,6 +22,8 @@ pub const PROGRAM_MESSAGES: &[(&str, &[&str])] = &[
     ("console-status-queued", &[]),
     ("jsonl-invalid-json", &[]),
     ("jsonl-invalid-input", &[]),
+    ("handoff-queue-position", &["position"]),
+    ("handoff-after-hours", &["opens_at"]),
 ];
 
 /// Actions a `say` node may name.
@@ -254,6 +256,16 @@ pub fn check_messages(flows: &[Flow], catalog: &Catalog, locales_dir: &Path) -> 
             PROGRAM_MESSAGES
                 .iter()
                 .map(|(id, vars)| (*id, *vars, "program".to_string())),
+        )
+        .chain(
+            crate::flow::engine::AGENT_MESSAGES
+                .iter()
+                .map(|(id, vars)| (*id, *vars, "agent handoff".to_string())),
+        )
+        .chain(
+            crate::channels::discord::DISCORD_MESSAGES
+                .iter()
+                .map(|(id, vars)| (*id, *vars, "Discord channel".to_string())),
         );
     for (id, vars, place) in program {
         required.push((

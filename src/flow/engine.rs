@@ -66,13 +66,62 @@ impl Default for EngineSettings {
 pub enum Input {
     /// A new conversation: greet and ask.
     Start,
+    /// A new conversation opened by a message (a first DM): greet, and go
+    /// straight to what the text clearly means, if anything.
+    Open(String),
     /// Typed text.
     Text(String),
     /// A button press, by choice id.
     Choice(String),
     /// A stored timer came due.
     Timer { kind: String, payload: Value },
+    /// A support agent acted on the conversation's ticket.
+    Agent(AgentAction),
 }
+
+/// A support agent, as the platform identifies and names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// What a support agent can do with a handed-off conversation. Who may act
+/// is the channel's business (a Discord role, a Teams group); what the
+/// action does is decided here, the same for every channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentAction {
+    /// Take the queued conversation; the person is told a person joined.
+    Claim(AgentRef),
+    /// A message from the agent to the person.
+    Say { agent: AgentRef, text: String },
+    /// Hand back to the bot, at `node` or at the flow's start.
+    Release {
+        agent: AgentRef,
+        node: Option<String>,
+    },
+    /// Give the conversation to another agent.
+    Transfer { agent: AgentRef, to: AgentRef },
+    /// Finish: the person is asked the satisfaction question.
+    Close { agent: AgentRef },
+}
+
+/// Message ids the engine says for agent actions: (id, variables). Person-
+/// facing ones go to the person, `agent-*` ones to the agents' side.
+pub const AGENT_MESSAGES: &[(&str, &[&str])] = &[
+    ("handoff-claimed", &["agent"]),
+    ("handoff-transferred", &["agent"]),
+    ("handoff-released", &[]),
+    ("agent-message", &["agent", "text"]),
+    ("agent-note-claimed", &["agent"]),
+    ("agent-note-released", &["agent", "node"]),
+    ("agent-note-transferred", &["agent", "to"]),
+    ("agent-note-closed", &["agent"]),
+    ("agent-note-not-queued", &["status"]),
+    ("agent-note-not-holder", &["holder"]),
+    ("agent-note-unknown-node", &["node"]),
+    ("agent-note-from-person", &["text"]),
+];
 
 /// A button offered with a reply.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -122,6 +171,17 @@ pub enum Effect {
         ticket: String,
         text: String,
     },
+    /// A note for the agents' side of the ticket (rendered in the agents'
+    /// locale).
+    NotifyAgents {
+        ticket: String,
+        reply: Reply,
+    },
+    /// The ticket's status changed (`claimed`, `released`, `closed`).
+    HandoffStatus {
+        ticket: String,
+        status: String,
+    },
 }
 
 /// The result of one step.
@@ -153,6 +213,16 @@ pub fn step(
             run.state = State::fresh(&run.state.id, &flow.flow.flow.start, now);
             run.enter(flow.flow.flow.start.clone());
         }
+        Input::Open(text) => {
+            run.state = State::fresh(&run.state.id, &flow.flow.flow.start, now);
+            run.enter(flow.flow.flow.start.clone());
+            let cleaned = text::clean(&text);
+            let cleaned = text::truncate_chars(&cleaned, settings.max_input_chars);
+            if let Some(target) = run.confident_target(cleaned) {
+                run.state.turn += 1;
+                run.apply_target_id(&target);
+            }
+        }
         Input::Timer { kind, payload } => run.timer(&kind, &payload),
         Input::Text(raw) => {
             run.person_input();
@@ -162,6 +232,7 @@ pub fn step(
             run.person_input();
             run.choice(&id);
         }
+        Input::Agent(action) => run.agent(action),
     }
     Step {
         state: run.state,
@@ -743,6 +814,9 @@ impl<'a> Run<'a> {
                     self.state.mode = Mode::Queued {
                         ticket: ticket.clone(),
                     };
+                    self.state
+                        .slots
+                        .insert(LAST_TICKET_SLOT.into(), json!(ticket));
                     self.effects.push(Effect::OpenHandoff { ticket, reason });
                     return;
                 }
@@ -786,6 +860,184 @@ impl<'a> Run<'a> {
                 due_at: advice.retry_at,
                 payload: json!({ "retry_at_local": retry_at_local }),
             });
+        }
+    }
+
+    fn ticket(&self) -> Option<String> {
+        match &self.state.mode {
+            Mode::Queued { ticket } | Mode::WithAgent { ticket, .. } => Some(ticket.clone()),
+            Mode::Bot | Mode::Closed => None,
+        }
+    }
+
+    fn note(&mut self, ticket: &str, id: &str, args: &[(&str, Value)]) {
+        self.effects.push(Effect::NotifyAgents {
+            ticket: ticket.to_string(),
+            reply: Reply {
+                message_id: id.to_string(),
+                args: args
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+                choices: Vec::new(),
+            },
+        });
+    }
+
+    fn agent(&mut self, action: AgentAction) {
+        let Some(ticket) = self.ticket() else {
+            // The conversation is not handed off: tell the agent, change nothing.
+            if let Some(last) = self
+                .state
+                .slots
+                .get(LAST_TICKET_SLOT)
+                .and_then(Value::as_str)
+            {
+                let last = last.to_string();
+                let status = self.state.mode.status();
+                self.note(&last, "agent-note-not-queued", &[("status", json!(status))]);
+            }
+            return;
+        };
+        let holder = match &self.state.mode {
+            Mode::WithAgent {
+                agent, agent_name, ..
+            } => Some((agent.clone(), agent_name.clone())),
+            _ => None,
+        };
+        // Only the holder speaks for a claimed conversation, releases,
+        // transfers or closes it; a claim takes a queued one.
+        let acting = match &action {
+            AgentAction::Claim(agent)
+            | AgentAction::Say { agent, .. }
+            | AgentAction::Release { agent, .. }
+            | AgentAction::Transfer { agent, .. }
+            | AgentAction::Close { agent } => agent.clone(),
+        };
+        if let Some((holder_id, holder_name)) = &holder {
+            let claim = matches!(action, AgentAction::Claim(_));
+            if *holder_id != acting.id && !claim {
+                self.note(
+                    &ticket,
+                    "agent-note-not-holder",
+                    &[("holder", json!(holder_name))],
+                );
+                return;
+            }
+            if claim && *holder_id == acting.id {
+                return; // claiming twice is harmless
+            }
+        } else if matches!(
+            action,
+            AgentAction::Say { .. } | AgentAction::Transfer { .. }
+        ) {
+            self.note(
+                &ticket,
+                "agent-note-not-queued",
+                &[("status", json!("queued"))],
+            );
+            return;
+        }
+        match action {
+            AgentAction::Claim(agent) => {
+                self.state.mode = Mode::WithAgent {
+                    ticket: ticket.clone(),
+                    agent: agent.id.clone(),
+                    agent_name: agent.name.clone(),
+                };
+                self.say_engine(
+                    "handoff-claimed",
+                    BTreeMap::from([("agent".into(), json!(agent.name))]),
+                );
+                self.note(
+                    &ticket,
+                    "agent-note-claimed",
+                    &[("agent", json!(agent.name))],
+                );
+                self.effects.push(Effect::HandoffStatus {
+                    ticket,
+                    status: "claimed".into(),
+                });
+            }
+            AgentAction::Say { agent, text } => {
+                let text = text::truncate_chars(&text::clean(&text), self.settings.max_input_chars)
+                    .to_string();
+                if text.is_empty() {
+                    return;
+                }
+                self.say_engine(
+                    "agent-message",
+                    BTreeMap::from([
+                        ("agent".into(), json!(agent.name)),
+                        ("text".into(), json!(text)),
+                    ]),
+                );
+            }
+            AgentAction::Release { agent, node } => {
+                let target = node
+                    .clone()
+                    .unwrap_or_else(|| self.flow.flow.restart_node().to_string());
+                let usable = self
+                    .flow
+                    .flow
+                    .node(&target)
+                    .is_some_and(|n| !matches!(n.kind, NodeKind::Handoff));
+                if !usable {
+                    self.note(
+                        &ticket,
+                        "agent-note-unknown-node",
+                        &[("node", json!(target))],
+                    );
+                    return;
+                }
+                self.state.mode = Mode::Bot;
+                self.state
+                    .slots
+                    .insert(LAST_TICKET_SLOT.into(), json!(ticket));
+                self.say_engine("handoff-released", BTreeMap::new());
+                self.note(
+                    &ticket,
+                    "agent-note-released",
+                    &[("agent", json!(agent.name)), ("node", json!(target))],
+                );
+                self.effects.push(Effect::HandoffStatus {
+                    ticket,
+                    status: "released".into(),
+                });
+                self.enter(target);
+            }
+            AgentAction::Transfer { agent, to } => {
+                self.state.mode = Mode::WithAgent {
+                    ticket: ticket.clone(),
+                    agent: to.id.clone(),
+                    agent_name: to.name.clone(),
+                };
+                self.say_engine(
+                    "handoff-transferred",
+                    BTreeMap::from([("agent".into(), json!(to.name))]),
+                );
+                self.note(
+                    &ticket,
+                    "agent-note-transferred",
+                    &[("agent", json!(agent.name)), ("to", json!(to.name))],
+                );
+            }
+            AgentAction::Close { agent } => {
+                self.state.mode = Mode::Bot;
+                self.state
+                    .slots
+                    .insert(LAST_TICKET_SLOT.into(), json!(ticket));
+                self.note(
+                    &ticket,
+                    "agent-note-closed",
+                    &[("agent", json!(agent.name))],
+                );
+                self.effects.push(Effect::HandoffStatus {
+                    ticket,
+                    status: "closed".into(),
+                });
+                self.enter(self.flow.flow.flow.solved.clone());
+            }
         }
     }
 
@@ -910,6 +1162,10 @@ struct Judgement {
 
 /// Choice id of "none of these" under a clarifying question.
 pub const CLARIFY_NONE: &str = "clarify-none";
+
+/// Slot remembering the last ticket after it was released or closed, so a
+/// late agent action can still be answered in the right thread.
+const LAST_TICKET_SLOT: &str = "last_ticket";
 
 /// Slot that marks a handoff the person asked for (removed when queued).
 const HANDOFF_REASON_SLOT: &str = "handoff_reason";

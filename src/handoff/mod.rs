@@ -1,5 +1,7 @@
-//! Handing a conversation to a person: the summary agents read first.
-//! (Claiming, relaying and closing come with the Discord and Teams channels
-//! and live here too, channel-neutral.)
+//! Handing a conversation to a person, channel-neutral: the summary agents
+//! read first, business hours, and (in the engine, as `Input::Agent`) the
+//! claim / relay / release / transfer / close transitions. Channels only
+//! decide who may act (a Discord role, a Teams group) and carry messages.
 
+pub mod hours;
 pub mod summary;

@@ -1,0 +1,545 @@
+//! Gateway events → desk calls. Nothing here decides what the bot says.
+//!
+//! - A DM, or a message in a person's private thread: text input of that
+//!   conversation (a first DM opens one).
+//! - `/mfa`: in a server, opens a private thread (so a phone number is never
+//!   typed in a public channel) and starts the conversation there; in a DM,
+//!   starts or resumes it.
+//! - A button or select menu: a choice; the pressed message's buttons are
+//!   disabled at once (the interaction response), the step goes to the desk
+//!   keyed by the interaction id, so a double delivery is one step.
+//! - In a staff thread: messages and `/claim` `/release` `/transfer`
+//!   `/close` from members with the agent role go to the desk as agent
+//!   actions; everyone else is refused politely.
+//!
+//! Replies are never sent from here: the desk writes them to the outbox and
+//! [`super::sender`] delivers them, so a crash in between loses nothing.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use serenity::all::{
+    ActionRowComponent, ChannelType, Command, CommandDataOptionValue, CommandInteraction,
+    CommandOptionType, ComponentInteraction, ComponentInteractionDataKind, Context,
+    CreateActionRow, CreateButton, CreateCommand, CreateCommandOption, CreateInteractionResponse,
+    CreateInteractionResponseMessage, CreateThread, EventHandler, GuildId, Interaction, Message,
+    Ready, RoleId, User,
+};
+
+use super::render::choice_from_component;
+use super::{DiscordConfig, CHANNEL};
+use crate::clock::Clock;
+use crate::desk::{Desk, DeskError};
+use crate::flow::engine::{AgentAction, AgentRef, Input};
+
+/// How many interaction ids are remembered to drop gateway re-deliveries of
+/// `/mfa` (other inputs are deduplicated durably by the desk).
+const SEEN_INTERACTIONS: usize = 1024;
+
+pub struct Handler {
+    desk: Desk,
+    clock: Arc<dyn Clock>,
+    config: Arc<DiscordConfig>,
+    /// Recently seen interaction ids, oldest first. A blocking mutex: held
+    /// only to check and insert, never across an await.
+    seen: Mutex<(HashSet<u64>, VecDeque<u64>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum HandlerError {
+    #[error(transparent)]
+    Desk(#[from] DeskError),
+    #[error(transparent)]
+    Store(#[from] crate::conversation::store::StoreError),
+    #[error("Discord API: {0}")]
+    Discord(#[from] serenity::Error),
+}
+
+impl Handler {
+    pub fn new(desk: Desk, clock: Arc<dyn Clock>, config: Arc<DiscordConfig>) -> Handler {
+        Handler {
+            desk,
+            clock,
+            config,
+            seen: Mutex::new((HashSet::new(), VecDeque::new())),
+        }
+    }
+
+    fn text(&self, locale: &str, id: &str, args: &[(&str, &str)]) -> String {
+        let args: BTreeMap<String, Value> = args
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
+        self.desk.catalog().format(locale, id, &args)
+    }
+
+    /// True the first time an interaction id is seen.
+    fn first_time(&self, id: u64) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if !seen.0.insert(id) {
+            return false;
+        }
+        seen.1.push_back(id);
+        if seen.1.len() > SEEN_INTERACTIONS {
+            if let Some(old) = seen.1.pop_front() {
+                seen.0.remove(&old);
+            }
+        }
+        true
+    }
+
+    fn is_agent(&self, roles: &[RoleId]) -> bool {
+        self.config.agent_role_id != 0 && roles.iter().any(|r| r.get() == self.config.agent_role_id)
+    }
+
+    async fn on_message(&self, ctx: &Context, msg: &Message) -> Result<(), HandlerError> {
+        let store = self.desk.store();
+        let channel = msg.channel_id.get().to_string();
+        let key = Some(format!("discord:message:{}", msg.id.get()));
+        let now = self.clock.now();
+        if msg.guild_id.is_some() {
+            if let Some(handoff) = store.find_handoff_by_address(&channel).await? {
+                let roles = msg
+                    .member
+                    .as_ref()
+                    .map(|m| m.roles.clone())
+                    .unwrap_or_default();
+                if !self.is_agent(&roles) {
+                    // Staff without the agent role talk among themselves.
+                    return Ok(());
+                }
+                let agent = agent_ref(
+                    &msg.author,
+                    msg.member.as_ref().and_then(|m| m.nick.clone()),
+                );
+                let action = AgentAction::Say {
+                    agent,
+                    text: msg.content.clone(),
+                };
+                self.desk.agent(&handoff.ticket, action, key, now).await?;
+                return Ok(());
+            }
+            if let Some((conversation, _)) = store.find_by_address(CHANNEL, &channel).await? {
+                let _ = msg.channel_id.broadcast_typing(&ctx.http).await;
+                self.desk
+                    .handle(&conversation.id, Input::Text(msg.content.clone()), key, now)
+                    .await?;
+            }
+            return Ok(());
+        }
+        let _ = msg.channel_id.broadcast_typing(&ctx.http).await;
+        match store.find_by_address(CHANNEL, &channel).await? {
+            Some((conversation, _)) => {
+                self.desk
+                    .handle(&conversation.id, Input::Text(msg.content.clone()), key, now)
+                    .await?;
+            }
+            None => {
+                let user = msg.author.id.get().to_string();
+                let default_locale = self.desk.catalog().default_locale();
+                self.desk
+                    .open(
+                        CHANNEL,
+                        &user,
+                        &default_locale,
+                        Some(msg.content.clone()),
+                        Some(&channel),
+                        now,
+                    )
+                    .await?;
+                tracing::info!(
+                    channel = "discord",
+                    "conversation opened by a direct message"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_mfa(
+        &self,
+        ctx: &Context,
+        command: &CommandInteraction,
+    ) -> Result<(), HandlerError> {
+        let locale = self.desk.catalog().negotiate(&command.locale);
+        let user = command.user.id.get().to_string();
+        let now = self.clock.now();
+        let store = self.desk.store();
+        if command.guild_id.is_some() {
+            let name = self.text(&locale, "discord-thread-name", &[]);
+            let thread = command
+                .channel_id
+                .create_thread(
+                    &ctx.http,
+                    CreateThread::new(name)
+                        .kind(ChannelType::PrivateThread)
+                        .invitable(false),
+                )
+                .await?;
+            thread
+                .id
+                .add_thread_member(&ctx.http, command.user.id)
+                .await?;
+            let address = thread.id.get().to_string();
+            self.desk
+                .open(CHANNEL, &user, &command.locale, None, Some(&address), now)
+                .await?;
+            let mention = format!("<#{}>", thread.id.get());
+            let text = self.text(&locale, "discord-thread-opened", &[("thread", &mention)]);
+            respond_ephemeral(ctx, command, text).await?;
+            return Ok(());
+        }
+        let channel = command.channel_id.get().to_string();
+        match store.find_by_address(CHANNEL, &channel).await? {
+            Some((conversation, _)) if conversation.state.mode.status() != "closed" => {
+                // Resume: answer with the pending question itself.
+                let resumed = self.desk.resume(&conversation.id, now).await?;
+                let text = resumed
+                    .replies
+                    .iter()
+                    .map(|r| r.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n\n");
+                let choices = resumed
+                    .replies
+                    .last()
+                    .map(|r| r.choices.clone())
+                    .unwrap_or_default();
+                let message = CreateInteractionResponseMessage::new()
+                    .content(crate::text::truncate_chars(
+                        &text,
+                        super::render::MAX_CONTENT_CHARS,
+                    ))
+                    .components(super::render::choice_components(&choices))
+                    .allowed_mentions(serenity::all::CreateAllowedMentions::new());
+                command
+                    .create_response(&ctx.http, CreateInteractionResponse::Message(message))
+                    .await?;
+            }
+            _ => {
+                self.desk
+                    .open(CHANNEL, &user, &command.locale, None, Some(&channel), now)
+                    .await?;
+                let text = self.text(&locale, "discord-mfa-started", &[]);
+                respond_ephemeral(ctx, command, text).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_agent_command(
+        &self,
+        ctx: &Context,
+        command: &CommandInteraction,
+    ) -> Result<(), HandlerError> {
+        let agent_locale = self.desk.agent_locale().to_string();
+        let channel = command.channel_id.get().to_string();
+        let Some(handoff) = self.desk.store().find_handoff_by_address(&channel).await? else {
+            let text = self.text(&agent_locale, "discord-not-a-ticket-thread", &[]);
+            return respond_ephemeral(ctx, command, text).await;
+        };
+        let roles = command
+            .member
+            .as_ref()
+            .map(|m| m.roles.clone())
+            .unwrap_or_default();
+        if !self.is_agent(&roles) {
+            tracing::info!(command = %command.data.name, "agent command refused: member lacks the agent role");
+            let text = self.text(&agent_locale, "discord-agent-only", &[]);
+            return respond_ephemeral(ctx, command, text).await;
+        }
+        let agent = agent_ref(
+            &command.user,
+            command.member.as_ref().and_then(|m| m.nick.clone()),
+        );
+        let action = match command.data.name.as_str() {
+            "claim" => AgentAction::Claim(agent),
+            "release" => AgentAction::Release {
+                agent,
+                node: string_option(command, "step"),
+            },
+            "transfer" => {
+                let Some(to) = user_option(command, "agent") else {
+                    let text = self.text(&agent_locale, "discord-agent-only", &[]);
+                    return respond_ephemeral(ctx, command, text).await;
+                };
+                AgentAction::Transfer { agent, to }
+            }
+            _ => AgentAction::Close { agent },
+        };
+        let key = Some(format!("discord:interaction:{}", command.id.get()));
+        self.desk
+            .agent(&handoff.ticket, action, key, self.clock.now())
+            .await?;
+        let text = self.text(&agent_locale, "discord-agent-ack", &[]);
+        respond_ephemeral(ctx, command, text).await
+    }
+
+    async fn on_component(
+        &self,
+        ctx: &Context,
+        component: &ComponentInteraction,
+    ) -> Result<(), HandlerError> {
+        let values = match &component.data.kind {
+            ComponentInteractionDataKind::StringSelect { values } => values.clone(),
+            _ => Vec::new(),
+        };
+        let channel = component.channel_id.get().to_string();
+        let found = self.desk.store().find_by_address(CHANNEL, &channel).await?;
+        let (Some(choice), Some((conversation, _))) = (
+            choice_from_component(&component.data.custom_id, &values),
+            found,
+        ) else {
+            let locale = self.desk.catalog().negotiate(&component.locale);
+            let text = self.text(&locale, "discord-unknown-conversation", &[]);
+            component
+                .create_response(
+                    &ctx.http,
+                    CreateInteractionResponse::Message(
+                        CreateInteractionResponseMessage::new()
+                            .content(text)
+                            .ephemeral(true),
+                    ),
+                )
+                .await?;
+            return Ok(());
+        };
+        // Answer within Discord's 3 seconds: the pressed message keeps its
+        // text and loses its working buttons.
+        component
+            .create_response(
+                &ctx.http,
+                CreateInteractionResponse::UpdateMessage(
+                    CreateInteractionResponseMessage::new()
+                        .components(disabled_components(&component.message.components)),
+                ),
+            )
+            .await?;
+        let _ = component.channel_id.broadcast_typing(&ctx.http).await;
+        let key = Some(format!("discord:interaction:{}", component.id.get()));
+        self.desk
+            .handle(
+                &conversation.id,
+                Input::Choice(choice),
+                key,
+                self.clock.now(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn register_commands(&self, ctx: &Context) -> Result<(), serenity::Error> {
+        let catalog = self.desk.catalog();
+        let describe = |command: CreateCommand, id: &str| -> CreateCommand {
+            let mut command = command.description(catalog.format("en", id, &BTreeMap::new()));
+            for locale in catalog.locale_ids() {
+                // Discord's locale for Japanese is "ja"; English is "en-US"/"en-GB".
+                let discord_locale = if locale == "en" {
+                    "en-US".to_string()
+                } else {
+                    locale.clone()
+                };
+                command = command.description_localized(
+                    discord_locale,
+                    catalog.format(&locale, id, &BTreeMap::new()),
+                );
+            }
+            command
+        };
+        let option = |kind, name: &str, id: &str, required: bool| {
+            let mut option =
+                CreateCommandOption::new(kind, name, catalog.format("en", id, &BTreeMap::new()))
+                    .required(required);
+            for locale in catalog.locale_ids().into_iter().filter(|l| l != "en") {
+                option = option.description_localized(
+                    locale.clone(),
+                    catalog.format(&locale, id, &BTreeMap::new()),
+                );
+            }
+            option
+        };
+        let commands = vec![
+            describe(
+                CreateCommand::new("mfa").name_localized("ja", "mfa"),
+                "discord-command-mfa-description",
+            ),
+            describe(
+                CreateCommand::new("claim"),
+                "discord-command-claim-description",
+            )
+            .dm_permission(false),
+            describe(
+                CreateCommand::new("release"),
+                "discord-command-release-description",
+            )
+            .dm_permission(false)
+            .add_option(option(
+                CommandOptionType::String,
+                "step",
+                "discord-command-release-step-description",
+                false,
+            )),
+            describe(
+                CreateCommand::new("transfer"),
+                "discord-command-transfer-description",
+            )
+            .dm_permission(false)
+            .add_option(option(
+                CommandOptionType::User,
+                "agent",
+                "discord-command-transfer-agent-description",
+                true,
+            )),
+            describe(
+                CreateCommand::new("close"),
+                "discord-command-close-description",
+            )
+            .dm_permission(false),
+        ];
+        if self.config.guild_id != 0 {
+            GuildId::new(self.config.guild_id)
+                .set_commands(&ctx.http, commands)
+                .await?;
+        } else {
+            Command::set_global_commands(&ctx.http, commands).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn respond_ephemeral(
+    ctx: &Context,
+    command: &CommandInteraction,
+    text: String,
+) -> Result<(), HandlerError> {
+    command
+        .create_response(
+            &ctx.http,
+            CreateInteractionResponse::Message(
+                CreateInteractionResponseMessage::new()
+                    .content(text)
+                    .ephemeral(true)
+                    .allowed_mentions(serenity::all::CreateAllowedMentions::new()),
+            ),
+        )
+        .await?;
+    Ok(())
+}
+
+/// How an agent is shown to the person: server nickname, else display
+/// name, else user name.
+fn agent_ref(user: &User, nick: Option<String>) -> AgentRef {
+    AgentRef {
+        id: user.id.get().to_string(),
+        name: nick
+            .or_else(|| user.global_name.clone())
+            .unwrap_or_else(|| user.name.clone()),
+    }
+}
+
+fn string_option(command: &CommandInteraction, name: &str) -> Option<String> {
+    command
+        .data
+        .options
+        .iter()
+        .find(|o| o.name == name)
+        .and_then(|o| match &o.value {
+            CommandDataOptionValue::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            _ => None,
+        })
+}
+
+fn user_option(command: &CommandInteraction, name: &str) -> Option<AgentRef> {
+    let option = command.data.options.iter().find(|o| o.name == name)?;
+    let CommandDataOptionValue::User(user_id) = &option.value else {
+        return None;
+    };
+    let member: Option<&serenity::all::PartialMember> = command.data.resolved.members.get(user_id);
+    match command.data.resolved.users.get(user_id) {
+        Some(user) => Some(agent_ref(user, member.and_then(|m| m.nick.clone()))),
+        None => Some(AgentRef {
+            id: user_id.get().to_string(),
+            name: user_id.get().to_string(),
+        }),
+    }
+}
+
+/// The same rows with every button and menu disabled.
+fn disabled_components(rows: &[serenity::all::ActionRow]) -> Vec<CreateActionRow> {
+    rows.iter()
+        .map(|row| {
+            let buttons: Vec<CreateButton> = row
+                .components
+                .iter()
+                .filter_map(|c| match c {
+                    ActionRowComponent::Button(button) => {
+                        Some(CreateButton::from(button.clone()).disabled(true))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if buttons.is_empty() {
+                // A select menu: replace it by one disabled placeholder button.
+                CreateActionRow::Buttons(vec![CreateButton::new("mg-done")
+                    .label("✓")
+                    .disabled(true)])
+            } else {
+                CreateActionRow::Buttons(buttons)
+            }
+        })
+        .collect()
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        tracing::info!(bot = %ready.user.name, "Discord gateway ready");
+        if let Err(e) = self.register_commands(&ctx).await {
+            tracing::error!(error = %e, "Discord: could not register slash commands (check the bot's applications.commands scope)");
+        }
+    }
+
+    async fn message(&self, ctx: Context, msg: Message) {
+        // Bots, including this one (Discord echoes our own messages back).
+        if msg.author.bot || msg.webhook_id.is_some() {
+            return;
+        }
+        if let Err(e) = self.on_message(&ctx, &msg).await {
+            tracing::error!(error = %e, channel_id = %msg.channel_id, "Discord: message not handled");
+        }
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        let id = interaction.id().get();
+        let result = match &interaction {
+            Interaction::Command(command) => {
+                if !self.first_time(id) {
+                    tracing::info!("Discord: duplicate command interaction ignored");
+                    return;
+                }
+                match command.data.name.as_str() {
+                    "mfa" => self.on_mfa(&ctx, command).await,
+                    "claim" | "release" | "transfer" | "close" => {
+                        self.on_agent_command(&ctx, command).await
+                    }
+                    other => {
+                        tracing::warn!(command = other, "Discord: unknown command");
+                        Ok(())
+                    }
+                }
+            }
+            Interaction::Component(component) => {
+                if !self.first_time(id) {
+                    tracing::info!("Discord: duplicate component interaction ignored");
+                    return;
+                }
+                self.on_component(&ctx, component).await
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "Discord: interaction not handled");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The Discord channel (serenity): people get help in DMs and in private
+//! threads opened by `/mfa`, with buttons; agents take conversations over in
+//! threads of a staff channel with `/claim`, `/release`, `/transfer`,
+//! `/close`.
+//!
+//! The adapter is thin: [`handler`] turns gateway events into desk calls,
+//! [`sender`] delivers the desk's outbox rows as Discord messages, and
+//! [`render`] builds those messages. Flow logic and handoff decisions live in
+//! the core; this module only decides *who* may act (the agent role) and
+//! *where* things go (DM channel, private thread, staff thread).
+
+pub mod handler;
+pub mod render;
+pub mod sender;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serenity::all::{GatewayIntents, HttpBuilder};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::desk::Desk;
+
+/// Channel name stored with Discord conversations and outbox rows.
+pub const CHANNEL: &str = "discord";
+
+/// Messages the Discord adapter says itself: (id, variables).
+pub const DISCORD_MESSAGES: &[(&str, &[&str])] = &[
+    ("discord-command-mfa-description", &[]),
+    ("discord-command-claim-description", &[]),
+    ("discord-command-release-description", &[]),
+    ("discord-command-release-step-description", &[]),
+    ("discord-command-transfer-description", &[]),
+    ("discord-command-transfer-agent-description", &[]),
+    ("discord-command-close-description", &[]),
+    ("discord-thread-name", &[]),
+    ("discord-thread-opened", &["thread"]),
+    ("discord-mfa-started", &[]),
+    ("discord-agent-only", &[]),
+    ("discord-not-a-ticket-thread", &[]),
+    ("discord-agent-ack", &[]),
+    ("discord-unknown-conversation", &[]),
+    ("discord-staff-thread-name", &["ticket"]),
+    ("discord-staff-recent-title", &[]),
+    ("discord-transcript-title", &["ticket"]),
+];
+
+/// The `[discord]` section of the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// Name of the environment variable that holds the bot token. Discord is
+    /// on when that variable is set and not empty.
+    pub token_env: String,
+    /// Channel where a thread is opened for each handed-off conversation.
+    pub staff_channel_id: u64,
+    /// Members with this role may claim, release, transfer and close.
+    pub agent_role_id: u64,
+    /// Register slash commands in this server only (instant); 0 = globally.
+    pub guild_id: u64,
+    /// Test only: send REST and gateway traffic to this base URL (for
+    /// example `http://127.0.0.1:PORT`, a local fake Discord). Empty in
+    /// production, where serenity's own rate limiter is used.
+    pub api_proxy: String,
+    /// First retry delay of a failed send, doubled per attempt.
+    pub retry_base_ms: u64,
+    /// Attempts before a message is given up (and logged).
+    pub max_attempts: u32,
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        DiscordConfig {
+            token_env: "MADOGUCHI_DISCORD_TOKEN".into(),
+            staff_channel_id: 0,
+            agent_role_id: 0,
+            guild_id: 0,
+            api_proxy: String::new(),
+            retry_base_ms: 500,
+            max_attempts: 8,
+        }
+    }
+}
+
+impl DiscordConfig {
+    /// The token, if the configured variable is set; otherwise why not.
+    pub fn token(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+        match env(&self.token_env) {
+            Some(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
+            _ => Err(format!(
+                "Discord is off: environment variable {} is not set",
+                self.token_env
+            )),
+        }
+    }
+
+    pub fn retry_base(&self) -> Duration {
+        Duration::from_millis(self.retry_base_ms.max(1))
+    }
+}
+
+/// The gateway intents the bot needs: direct messages (people write to the
+/// bot), guild messages (private threads and staff threads), message content
+/// (privileged: the bot must read what people type), guilds (thread events).
+pub fn intents() -> GatewayIntents {
+    GatewayIntents::DIRECT_MESSAGES
+        | GatewayIntents::GUILD_MESSAGES
+        | GatewayIntents::MESSAGE_CONTENT
+        | GatewayIntents::GUILDS
+}
+
+/// Runs the Discord channel until `shutdown` turns true: the gateway client
+/// and the outbox sender. Returns after the client is shut down and the
+/// outbox has been flushed.
+pub async fn run(
+    desk: Desk,
+    clock: Arc<dyn Clock>,
+    config: DiscordConfig,
+    token: String,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), serenity::Error> {
+    let mut http = HttpBuilder::new(&token);
+    if !config.api_proxy.is_empty() {
+        // serenity rewrites https://discord.com to the proxy only with its
+        // rate limiter off; the sender's own retry then handles 429s.
+        http = http
+            .proxy(config.api_proxy.clone())
+            .ratelimiter_disabled(true);
+    }
+    let config = Arc::new(config);
+    let handler = handler::Handler::new(desk.clone(), clock.clone(), config.clone());
+    let mut client = serenity::client::ClientBuilder::new_with_http(http.build(), intents())
+        .event_handler(handler)
+        .await?;
+    let http = client.http.clone();
+    let sender = tokio::spawn(sender::run(
+        desk.clone(),
+        clock.clone(),
+        http.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
+    let shard_manager = client.shard_manager.clone();
+    let gateway = tokio::spawn(async move {
+        if let Err(e) = client.start().await {
+            tracing::error!(error = %e, "Discord gateway client stopped with an error");
+        }
+    });
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    tracing::info!("Discord: shutting down the gateway");
+    shard_manager.shutdown_all().await;
+    let _ = gateway.await;
+    let _ = sender.await;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! `madoguchi serve`: runs every configured channel and the timer loop until
+//! shutdown, on one desk and one store.
+//!
+//! Like mini-redis, the command only parses arguments and calls [`run`] with
+//! a shutdown future, so tests start the real service with their own store,
+//! clock and shutdown. Shutdown is graceful: channels stop taking events,
+//! in-flight ones finish, the outbox is flushed, the gateway is closed.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::channels::discord;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::desk::Desk;
+
+/// Which channels run, and why the others do not: said once at start-up.
+pub fn channel_plan(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(String, Result<(), String>)> {
+    vec![
+        ("discord".to_string(), config.discord.token(env).map(|_| ())),
+        (
+            "teams".to_string(),
+            Err("Teams is off: not available in this version".to_string()),
+        ),
+    ]
+}
+
+/// Runs the service until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    desk: Desk,
+    clock: Arc<dyn Clock>,
+    env: &dyn Fn(&str) -> Option<String>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (stop, stopping) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for (channel, plan) in channel_plan(&config, env) {
+        match plan {
+            Ok(()) => tracing::info!(channel, "channel on"),
+            Err(why) => tracing::warn!(channel, reason = %why, "channel off"),
+        }
+    }
+    tasks.push(tokio::spawn(timer_loop(
+        desk.clone(),
+        clock.clone(),
+        stopping.clone(),
+    )));
+    if let Ok(token) = config.discord.token(env) {
+        if config.discord.staff_channel_id == 0 || config.discord.agent_role_id == 0 {
+            tracing::warn!("Discord: discord.staff_channel_id or discord.agent_role_id is not set; handoffs cannot reach agents");
+        }
+        let desk = desk.clone();
+        let clock = clock.clone();
+        let discord_config = config.discord.clone();
+        let stopping = stopping.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = discord::run(desk, clock, discord_config, token, stopping).await {
+                tracing::error!(error = %e, "Discord channel failed to start (check the token and intents)");
+            }
+        }));
+    }
+    shutdown.await;
+    tracing::info!("shutting down: finishing in-flight work and flushing the outbox");
+    let _ = stop.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Fires due timers (case A's reminders) at their time; on start it fires
+/// everything that came due while the service was down.
+async fn timer_loop(desk: Desk, clock: Arc<dyn Clock>, mut stopping: watch::Receiver<bool>) {
+    let mut committed = desk.committed();
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        match desk.fire_due_timers(None, clock.now()).await {
+            Ok(fired) if !fired.is_empty() => tracing::info!(count = fired.len(), "timers fired"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "timers could not be fired"),
+        }
+        let next = desk.store().next_timer_due(None).await.ok().flatten();
+        let wait = next
+            .map(|due| (due - clock.now()).to_std().unwrap_or_default())
+            .unwrap_or(std::time::Duration::from_secs(3600));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = committed.changed() => {}
+            _ = stopping.changed() => {}
+        }
+    }
+}
