@@ -212,29 +212,86 @@ async fn contract(store: Arc<dyn Store>) {
     assert_eq!(handoffs.len(), 1);
     assert_eq!(handoffs[0].status, "cancelled");
     assert_eq!(handoffs[0].summary, "要約");
-    assert_eq!(store.queue_length().await.expect("queue"), 0, "the only ticket was cancelled");
-    assert_eq!(store.handoff("c1-9").await.expect("handoff").map(|h| h.status), Some("cancelled".to_string()));
-    assert_eq!(store.handoff("nope").await.expect("handoff"), None);
-    store.set_handoff_address("c1-9", "thread-7").await.expect("set");
     assert_eq!(
-        store.find_handoff_by_address("thread-7").await.expect("find").map(|h| h.ticket),
+        store.queue_length().await.expect("queue"),
+        0,
+        "the only ticket was cancelled"
+    );
+    assert_eq!(
+        store
+            .handoff("c1-9")
+            .await
+            .expect("handoff")
+            .map(|h| h.status),
+        Some("cancelled".to_string())
+    );
+    assert_eq!(store.handoff("nope").await.expect("handoff"), None);
+    store
+        .set_handoff_address("c1-9", "thread-7")
+        .await
+        .expect("set");
+    assert_eq!(
+        store
+            .find_handoff_by_address("thread-7")
+            .await
+            .expect("find")
+            .map(|h| h.ticket),
         Some("c1-9".to_string())
     );
-    assert_eq!(store.find_handoff_by_address("thread-8").await.expect("find"), None);
+    assert_eq!(
+        store
+            .find_handoff_by_address("thread-8")
+            .await
+            .expect("find"),
+        None
+    );
 
     // Addresses: set on creation, changed later, found by channel + address.
-    assert_eq!(store.address_of("c1").await.expect("address"), Some("addr-c1".to_string()));
-    let found = store.find_by_address("console", "addr-c1").await.expect("find");
+    assert_eq!(
+        store.address_of("c1").await.expect("address"),
+        Some("addr-c1".to_string())
+    );
+    let found = store
+        .find_by_address("console", "addr-c1")
+        .await
+        .expect("find");
     assert_eq!(found.map(|(c, _)| c.id), Some("c1".to_string()));
     store.set_address("c1", "dm-42").await.expect("set");
-    assert_eq!(store.find_by_address("console", "addr-c1").await.expect("find"), None);
-    assert!(store.find_by_address("discord", "dm-42").await.expect("find").is_none(), "other channel");
-    assert!(store.find_by_address("console", "dm-42").await.expect("find").is_some());
+    assert_eq!(
+        store
+            .find_by_address("console", "addr-c1")
+            .await
+            .expect("find"),
+        None
+    );
+    assert!(
+        store
+            .find_by_address("discord", "dm-42")
+            .await
+            .expect("find")
+            .is_none(),
+        "other channel"
+    );
+    assert!(store
+        .find_by_address("console", "dm-42")
+        .await
+        .expect("find")
+        .is_some());
 
     // A row given up on is no longer pending.
     let pending = store.pending_outbox("console", 10).await.expect("outbox");
-    store.mark_failed(pending[0].id, "HTTP 403", t0).await.expect("fail");
-    assert_eq!(store.pending_outbox("console", 10).await.expect("outbox").len(), pending.len() - 1);
+    store
+        .mark_failed(pending[0].id, "HTTP 403", t0)
+        .await
+        .expect("fail");
+    assert_eq!(
+        store
+            .pending_outbox("console", 10)
+            .await
+            .expect("outbox")
+            .len(),
+        pending.len() - 1
+    );
 
     let transcript = store.transcript("c1").await.expect("transcript");
     assert_eq!(transcript.len(), 1);
