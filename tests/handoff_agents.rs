@@ -111,6 +111,19 @@ async fn claim_relay_transfer_release_and_close() {
     let sato = agent("u-sato", "佐藤");
     let suzuki = agent("u-suzuki", "鈴木");
 
+    // While queued, what the person adds is acknowledged and shown to agents.
+    let waiting = desk
+        .handle(&id, Input::Text("090で登録しています".into()), None, now)
+        .await
+        .expect("wait");
+    assert_eq!(ids(&waiting), ["queued-ack"]);
+    let rows = store.pending_outbox("test", 100).await.expect("outbox");
+    assert!(rows.iter().any(|r| r.payload["kind"] == "relay"
+        && r.payload["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("090で登録しています")));
+
     // Speaking before claiming is refused with a note; nothing reaches the person.
     let early = desk
         .agent(

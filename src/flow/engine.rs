@@ -356,6 +356,14 @@ impl<'a> Run<'a> {
                     self.effects.push(Effect::CancelHandoff { ticket });
                     self.restart();
                 } else {
+                    // Agents see what the person adds while waiting.
+                    if !cleaned.is_empty() {
+                        let limited = text::truncate_chars(&cleaned, self.settings.max_input_chars);
+                        self.effects.push(Effect::RelayToAgent {
+                            ticket,
+                            text: limited.to_string(),
+                        });
+                    }
                     self.say_engine(&self.messages().queued_ack, BTreeMap::new());
                 }
                 return;
