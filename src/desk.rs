@@ -672,7 +672,8 @@ fn person_transcript_line(
 }
 
 /// The last `n` transcript lines (stored plus about to be stored) as
-/// "who: text" lines for the agents' first look.
+/// "who: text" lines for the agents' first look, phone numbers masked (every
+/// staff member can read the thread before anyone claims it).
 fn recent_transcript(
     stored: &[TranscriptEntry],
     pending: &[TranscriptEntry],
@@ -688,7 +689,8 @@ fn recent_transcript(
                 Direction::Agent => "🧑‍💼",
                 Direction::System => "ℹ️",
             };
-            format!("{who} {}", text::truncate_chars(&line.text, 300))
+            let shown = text::mask_phone_numbers(text::truncate_chars(&line.text, 300));
+            format!("{who} {shown}")
         })
         .collect()
 }

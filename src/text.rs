@@ -100,6 +100,59 @@ fn is_punctuation(c: char) -> bool {
         )
 }
 
+/// Masks anything that looks like a phone number (a run of at least 8
+/// digits, possibly split by spaces, hyphens or their look-alikes, brackets
+/// or a leading `+`): every digit but the first 3 and the last 4 becomes `*`.
+/// Used wherever a person's words are shown to more people than the person
+/// and the claiming agent (staff threads before a claim, transcripts).
+pub fn mask_phone_numbers(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    let is_separator = |c: char| {
+        matches!(c, ' ' | '\u{3000}' | '-' | '(' | ')' | '（' | '）' | '.')
+            || HYPHEN_LOOKALIKES.contains(&c)
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !is_digit(chars[i]) {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        // Extend over digits and separators that are followed by more digits.
+        let mut end = i;
+        let mut j = i;
+        while j < chars.len() && (is_digit(chars[j]) || is_separator(chars[j])) {
+            if is_digit(chars[j]) {
+                end = j + 1;
+            }
+            j += 1;
+        }
+        let run = &chars[i..end];
+        let digits = run.iter().filter(|c| is_digit(**c)).count();
+        if digits >= 8 {
+            let mut seen = 0;
+            for &c in run {
+                if is_digit(c) {
+                    seen += 1;
+                    out.push(if seen <= 3 || seen > digits - 4 {
+                        c
+                    } else {
+                        '*'
+                    });
+                } else {
+                    out.push(c);
+                }
+            }
+        } else {
+            out.extend(run.iter());
+        }
+        i = end;
+    }
+    out
+}
+
 /// Shortens `text` to at most `max_chars` characters, on a character boundary.
 pub fn truncate_chars(text: &str, max_chars: usize) -> &str {
     match text.char_indices().nth(max_chars) {
@@ -125,6 +178,22 @@ mod tests {
             "おぺれーたーお願いします"
         );
         assert_eq!(fold("ＭＮＰ で"), "mnpで");
+    }
+
+    #[test]
+    fn phone_numbers_are_masked_in_free_text() {
+        assert_eq!(
+            mask_phone_numbers("番号は 090-1234-5678 です"),
+            "番号は 090-****-5678 です"
+        );
+        assert_eq!(mask_phone_numbers("+81 90 1234 5678"), "+81 9* **** 5678");
+        assert_eq!(
+            mask_phone_numbers("０９０ー１２３４ー５６７８"),
+            "０９０ー****ー５６７８"
+        );
+        assert_eq!(mask_phone_numbers("5回試して14:30に"), "5回試して14:30に");
+        // A date has 8 digits too: partly masked, still readable enough.
+        assert_eq!(mask_phone_numbers("2026-11-25"), "202*-11-25");
     }
 
     #[test]

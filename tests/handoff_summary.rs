@@ -60,6 +60,15 @@ async fn exhausted_checklist_queues_with_a_masked_summary() {
     assert!(summary
         .chars()
         .any(|c| ('\u{3040}'..='\u{30FF}').contains(&c)));
+    // The recent messages shown to all staff before a claim: numbers masked.
+    let rows = store.pending_outbox("console", 100).await.expect("outbox");
+    let handoff_row = rows
+        .iter()
+        .find(|r| r.payload["kind"] == "handoff")
+        .expect("handoff row");
+    let recent = handoff_row.payload["recent"].to_string();
+    assert!(recent.contains("+81 090-****-5678"), "{recent}");
+    assert!(!recent.contains("1234"), "{recent}");
     let stored = store.handoffs(&id).await.expect("handoffs");
     assert_eq!(stored.len(), 1);
     assert_eq!(&stored[0].summary, summary);

@@ -356,12 +356,14 @@ impl<'a> Run<'a> {
                     self.effects.push(Effect::CancelHandoff { ticket });
                     self.restart();
                 } else {
-                    // Agents see what the person adds while waiting.
+                    // Agents see what the person adds while waiting; before a
+                    // claim every staff member can read it, so numbers are
+                    // masked.
                     if !cleaned.is_empty() {
                         let limited = text::truncate_chars(&cleaned, self.settings.max_input_chars);
                         self.effects.push(Effect::RelayToAgent {
                             ticket,
-                            text: limited.to_string(),
+                            text: text::mask_phone_numbers(limited),
                         });
                     }
                     self.say_engine(&self.messages().queued_ack, BTreeMap::new());

@@ -288,7 +288,8 @@ async fn deliver(
                     line.at
                         .with_timezone(&desk.time_zone())
                         .format("%m/%d %H:%M"),
-                    line.text
+                    // Every agent reads the staff thread: numbers masked.
+                    crate::text::mask_phone_numbers(&line.text)
                 ));
             }
             send_text(http, thread, &text).await
