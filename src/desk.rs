@@ -200,13 +200,16 @@ impl Desk {
         locale_hint: &str,
         now: DateTime<Utc>,
     ) -> Result<Outcome, DeskError> {
-        self.open(channel, user_key, locale_hint, None, None, now)
+        self.open(channel, user_key, locale_hint, None, None, None, now)
             .await
     }
 
     /// Starts a new conversation opened by a first message (or a command):
     /// greets, goes straight to what `first_text` clearly means, and records
-    /// where the person is reached (`address`) in the same call.
+    /// where the person is reached (`address`) and the message's id
+    /// (`inbound_key`, so a re-delivery of that message is a duplicate) in
+    /// the same transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         &self,
         channel: &str,
@@ -214,6 +217,7 @@ impl Desk {
         locale_hint: &str,
         first_text: Option<String>,
         address: Option<&str>,
+        inbound_key: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Outcome, DeskError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -238,7 +242,8 @@ impl Desk {
         };
         let mut record = record;
         record.address = address.map(str::to_string);
-        self.step_and_commit(record, None, input, None, now).await
+        self.step_and_commit(record, None, input, inbound_key, now)
+            .await
     }
 
     /// Handles one input of the person. `inbound_key` is the platform's

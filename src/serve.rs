@@ -19,7 +19,7 @@ use crate::desk::Desk;
 /// Which channels run, and why the others do not: said once at start-up.
 pub fn channel_plan(
     config: &Config,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Vec<(String, Result<(), String>)> {
     vec![
         ("discord".to_string(), config.discord.token(env).map(|_| ())),
@@ -35,7 +35,7 @@ pub async fn run(
     config: Config,
     desk: Desk,
     clock: Arc<dyn Clock>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (stop, stopping) = watch::channel(false);

@@ -316,8 +316,7 @@ async fn an_unknown_ticket_is_a_clear_error() {
             jst(10, 0),
         )
         .await
-        .err()
-        .expect("error")
+        .expect_err("error")
         .to_string();
     assert!(error.contains("nope"), "{error}");
 }

@@ -141,3 +141,4 @@ pub fn at<'a>(value: &'a Value, path: &str) -> &'a Value {
 pub fn temp_db(dir: &Path) -> String {
     dir.join("madoguchi.db").display().to_string()
 }
+pub mod fake_discord;

@@ -44,6 +44,9 @@ pub struct Handler {
     /// Recently seen interaction ids, oldest first. A blocking mutex: held
     /// only to check and insert, never across an await.
     seen: Mutex<(HashSet<u64>, VecDeque<u64>)>,
+    /// Each event holds a read guard while it is handled; shutdown takes the
+    /// write lock to wait until every in-flight event is finished.
+    in_flight: Arc<tokio::sync::RwLock<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,12 +60,18 @@ enum HandlerError {
 }
 
 impl Handler {
-    pub fn new(desk: Desk, clock: Arc<dyn Clock>, config: Arc<DiscordConfig>) -> Handler {
+    pub fn new(
+        desk: Desk,
+        clock: Arc<dyn Clock>,
+        config: Arc<DiscordConfig>,
+        in_flight: Arc<tokio::sync::RwLock<()>>,
+    ) -> Handler {
         Handler {
             desk,
             clock,
             config,
             seen: Mutex::new((HashSet::new(), VecDeque::new())),
+            in_flight,
         }
     }
 
@@ -145,6 +154,7 @@ impl Handler {
                         &default_locale,
                         Some(msg.content.clone()),
                         Some(&channel),
+                        key,
                         now,
                     )
                     .await?;
@@ -183,7 +193,15 @@ impl Handler {
                 .await?;
             let address = thread.id.get().to_string();
             self.desk
-                .open(CHANNEL, &user, &command.locale, None, Some(&address), now)
+                .open(
+                    CHANNEL,
+                    &user,
+                    &command.locale,
+                    None,
+                    Some(&address),
+                    None,
+                    now,
+                )
                 .await?;
             let mention = format!("<#{}>", thread.id.get());
             let text = self.text(&locale, "discord-thread-opened", &[("thread", &mention)]);
@@ -219,7 +237,15 @@ impl Handler {
             }
             _ => {
                 self.desk
-                    .open(CHANNEL, &user, &command.locale, None, Some(&channel), now)
+                    .open(
+                        CHANNEL,
+                        &user,
+                        &command.locale,
+                        None,
+                        Some(&channel),
+                        None,
+                        now,
+                    )
                     .await?;
                 let text = self.text(&locale, "discord-mfa-started", &[]);
                 respond_ephemeral(ctx, command, text).await?;
@@ -505,12 +531,14 @@ impl EventHandler for Handler {
         if msg.author.bot || msg.webhook_id.is_some() {
             return;
         }
+        let _in_flight = self.in_flight.read().await;
         if let Err(e) = self.on_message(&ctx, &msg).await {
             tracing::error!(error = %e, channel_id = %msg.channel_id, "Discord: message not handled");
         }
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        let _in_flight = self.in_flight.read().await;
         let id = interaction.id().get();
         let result = match &interaction {
             Interaction::Command(command) => {

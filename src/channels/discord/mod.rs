@@ -86,7 +86,7 @@ impl Default for DiscordConfig {
 
 impl DiscordConfig {
     /// The token, if the configured variable is set; otherwise why not.
-    pub fn token(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    pub fn token(&self, env: &(dyn Fn(&str) -> Option<String> + Sync)) -> Result<String, String> {
         match env(&self.token_env) {
             Some(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
             _ => Err(format!(
@@ -130,17 +130,26 @@ pub async fn run(
             .ratelimiter_disabled(true);
     }
     let config = Arc::new(config);
-    let handler = handler::Handler::new(desk.clone(), clock.clone(), config.clone());
+    let in_flight = Arc::new(tokio::sync::RwLock::new(()));
+    let handler = handler::Handler::new(
+        desk.clone(),
+        clock.clone(),
+        config.clone(),
+        in_flight.clone(),
+    );
     let mut client = serenity::client::ClientBuilder::new_with_http(http.build(), intents())
         .event_handler(handler)
         .await?;
     let http = client.http.clone();
+    // The sender stops only after the gateway is closed and in-flight
+    // events are finished, so their replies are flushed too.
+    let (stop_sender, sender_stopping) = watch::channel(false);
     let sender = tokio::spawn(sender::run(
         desk.clone(),
         clock.clone(),
         http.clone(),
         config.clone(),
-        shutdown.clone(),
+        sender_stopping,
     ));
     let shard_manager = client.shard_manager.clone();
     let gateway = tokio::spawn(async move {
@@ -152,6 +161,8 @@ pub async fn run(
     tracing::info!("Discord: shutting down the gateway");
     shard_manager.shutdown_all().await;
     let _ = gateway.await;
+    let _all_finished = in_flight.write().await;
+    let _ = stop_sender.send(true);
     let _ = sender.await;
     Ok(())
 }
