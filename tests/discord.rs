@@ -392,6 +392,36 @@ async fn mfa_in_a_server_opens_a_private_thread() {
         !fake.requests().iter().any(|r| posted_to(GUILD_TEXT)(r)),
         "nothing posted in the public channel"
     );
+    // Another person whose Discord is in French gets English (Japanese is
+    // the fallback only when a locale has no English).
+    let id = fake.next_id();
+    let token = format!("tok-{id}");
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        fake::command_interaction(
+            id,
+            &token,
+            GUILD_TEXT,
+            Some(FakeDiscord::GUILD_ID),
+            fake::user(OTHER_STAFF, "marie"),
+            &[],
+            "fr",
+            "mfa",
+            json!([]),
+        ),
+    )
+    .await;
+    let english = fake
+        .wait_for("English greeting", |r| {
+            r.method == "POST"
+                && r.path.ends_with("/messages")
+                && content(r).contains("MFA")
+                && !content(r)
+                    .chars()
+                    .any(|c| ('\u{3040}'..='\u{30FF}').contains(&c))
+        })
+        .await;
+    assert!(english.accepted());
     assert_no_live_mentions(&fake);
     service.stop().await;
 }

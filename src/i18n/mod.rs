@@ -150,6 +150,10 @@ impl Catalog {
         self.find(locale).map(|l| &l.messages)
     }
 
+    pub fn has_locale(&self, locale: &str) -> bool {
+        self.find(locale).is_some()
+    }
+
     pub fn has_message(&self, locale: &str, id: &str) -> bool {
         self.find(locale)
             .is_some_and(|l| l.messages.contains_key(id))

@@ -98,6 +98,22 @@ impl Handler {
         true
     }
 
+    /// Discord's user locale → a conversation locale: Japanese for `ja`,
+    /// English for any other locale when English exists, else the default.
+    fn locale_for(&self, discord_locale: &str) -> String {
+        let catalog = self.desk.catalog();
+        let negotiated = catalog.negotiate(discord_locale);
+        let is_default = negotiated == catalog.default_locale();
+        let asked_default = discord_locale
+            .to_ascii_lowercase()
+            .starts_with(&catalog.default_locale());
+        if is_default && !asked_default && !discord_locale.is_empty() && catalog.has_locale("en") {
+            "en".to_string()
+        } else {
+            negotiated
+        }
+    }
+
     fn is_agent(&self, roles: &[RoleId]) -> bool {
         self.config.agent_role_id != 0 && roles.iter().any(|r| r.get() == self.config.agent_role_id)
     }
@@ -172,7 +188,7 @@ impl Handler {
         ctx: &Context,
         command: &CommandInteraction,
     ) -> Result<(), HandlerError> {
-        let locale = self.desk.catalog().negotiate(&command.locale);
+        let locale = self.locale_for(&command.locale);
         let user = command.user.id.get().to_string();
         let now = self.clock.now();
         let store = self.desk.store();
@@ -193,15 +209,7 @@ impl Handler {
                 .await?;
             let address = thread.id.get().to_string();
             self.desk
-                .open(
-                    CHANNEL,
-                    &user,
-                    &command.locale,
-                    None,
-                    Some(&address),
-                    None,
-                    now,
-                )
+                .open(CHANNEL, &user, &locale, None, Some(&address), None, now)
                 .await?;
             let mention = format!("<#{}>", thread.id.get());
             let text = self.text(&locale, "discord-thread-opened", &[("thread", &mention)]);
@@ -237,15 +245,7 @@ impl Handler {
             }
             _ => {
                 self.desk
-                    .open(
-                        CHANNEL,
-                        &user,
-                        &command.locale,
-                        None,
-                        Some(&channel),
-                        None,
-                        now,
-                    )
+                    .open(CHANNEL, &user, &locale, None, Some(&channel), None, now)
                     .await?;
                 let text = self.text(&locale, "discord-mfa-started", &[]);
                 respond_ephemeral(ctx, command, text).await?;
@@ -317,7 +317,7 @@ impl Handler {
             choice_from_component(&component.data.custom_id, &values),
             found,
         ) else {
-            let locale = self.desk.catalog().negotiate(&component.locale);
+            let locale = self.locale_for(&component.locale);
             let text = self.text(&locale, "discord-unknown-conversation", &[]);
             component
                 .create_response(
