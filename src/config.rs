@@ -21,6 +21,7 @@ pub struct Config {
     pub intent: IntentConfig,
     pub desk: DeskConfig,
     pub discord: crate::channels::discord::DiscordConfig,
+    pub teams: crate::channels::teams::TeamsConfig,
 }
 
 /// The `[desk]` section: when human agents are there.

@@ -15,8 +15,9 @@
 //! - [`conversation`]: state, transcript records, the `Store` trait with memory and SQLite.
 //! - [`handoff`]: the summary prepared for agents, business hours.
 //! - [`desk`]: ties engine, store, handoff and rendering; one transaction per input.
-//! - [`channels`]: adapters (terminal, Discord).
+//! - [`channels`]: adapters (terminal, Discord, Teams).
 //! - [`serve`]: `madoguchi serve`: channels and the timer loop until shutdown.
+//! - [`server`]: axum: `/healthz` and the Bot Framework endpoint `/api/messages`.
 //! - [`clock`]: system and manual clocks (the engine never reads one).
 //! - [`text`]: normalisation of what people type (NFKC, kana, control characters).
 
@@ -31,4 +32,5 @@ pub mod flow;
 pub mod handoff;
 pub mod i18n;
 pub mod serve;
+pub mod server;
 pub mod text;

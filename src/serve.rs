@@ -23,10 +23,7 @@ pub fn channel_plan(
 ) -> Vec<(String, Result<(), String>)> {
     vec![
         ("discord".to_string(), config.discord.token(env).map(|_| ())),
-        (
-            "teams".to_string(),
-            Err("Teams is off: not available in this version".to_string()),
-        ),
+        ("teams".to_string(), config.teams.secret(env).map(|_| ())),
     ]
 }
 
@@ -36,6 +33,19 @@ pub async fn run(
     desk: Desk,
     clock: Arc<dyn Clock>,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_with_listener(config, desk, clock, env, None, shutdown).await
+}
+
+/// [`run`], with the HTTP listener for Teams given by the caller (tests
+/// bind `127.0.0.1:0`); `None` binds `teams.listen`.
+pub async fn run_with_listener(
+    config: Config,
+    desk: Desk,
+    clock: Arc<dyn Clock>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    teams_listener: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (stop, stopping) = watch::channel(false);
@@ -62,6 +72,42 @@ pub async fn run(
         tasks.push(tokio::spawn(async move {
             if let Err(e) = discord::run(desk, clock, discord_config, token, stopping).await {
                 tracing::error!(error = %e, "Discord channel failed to start (check the token and intents)");
+            }
+        }));
+    }
+    if let Ok(secret) = config.teams.secret(env) {
+        let context = Arc::new(crate::channels::teams::TeamsContext::new(
+            desk.clone(),
+            clock.clone(),
+            config.teams.clone(),
+            secret,
+        ));
+        let listener = match teams_listener {
+            Some(listener) => listener,
+            None => tokio::net::TcpListener::bind(&config.teams.listen)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("teams.listen {}: cannot listen: {e}", config.teams.listen)
+                })?,
+        };
+        tracing::info!(address = %listener.local_addr()?, "Teams: /api/messages listening");
+        tasks.push(tokio::spawn(crate::channels::teams::sender::run(
+            context.clone(),
+            stopping.clone(),
+        )));
+        let app = crate::server::app(crate::server::AppState {
+            teams: Some(context),
+        });
+        let mut stop_http = stopping.clone();
+        tasks.push(tokio::spawn(async move {
+            let graceful = async move {
+                let _ = stop_http.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+            {
+                tracing::error!(error = %e, "Teams: HTTP server stopped with an error");
             }
         }));
     }

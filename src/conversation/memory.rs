@@ -22,6 +22,7 @@ struct Inner {
     timers: BTreeMap<String, (TimerRow, bool)>,
     handoffs: Vec<HandoffRecord>,
     addresses: BTreeMap<String, String>,
+    references: BTreeMap<(String, String), String>,
     failed: BTreeMap<i64, String>,
 }
 
@@ -271,6 +272,27 @@ impl Store for MemoryStore {
             .iter()
             .rev()
             .find(|h| h.agent_address.as_deref() == Some(address))
+            .cloned())
+    }
+
+    async fn set_reference(
+        &self,
+        channel: &str,
+        address: &str,
+        reference: &str,
+    ) -> StoreResult<()> {
+        self.lock()?.references.insert(
+            (channel.to_string(), address.to_string()),
+            reference.to_string(),
+        );
+        Ok(())
+    }
+
+    async fn reference(&self, channel: &str, address: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .lock()?
+            .references
+            .get(&(channel.to_string(), address.to_string()))
             .cloned())
     }
 

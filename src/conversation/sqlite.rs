@@ -316,6 +316,37 @@ impl Store for SqliteStore {
         row.as_ref().map(handoff_from_row).transpose()
     }
 
+    async fn set_reference(
+        &self,
+        channel: &str,
+        address: &str,
+        reference: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO channel_references (channel, address, reference, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (channel, address) DO UPDATE SET reference = excluded.reference, updated_at = excluded.updated_at",
+        )
+        .bind(channel)
+        .bind(address)
+        .bind(reference)
+        .bind(time(Utc::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn reference(&self, channel: &str, address: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT reference FROM channel_references WHERE channel = ? AND address = ?",
+        )
+        .bind(channel)
+        .bind(address)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
     async fn mark_failed(&self, id: i64, reason: &str, at: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query("UPDATE outbox SET sent_at = ?, failed_reason = ? WHERE id = ?")
             .bind(time(at))

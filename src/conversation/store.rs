@@ -233,6 +233,13 @@ pub trait Store: Send + Sync {
 
     async fn find_handoff_by_address(&self, address: &str) -> StoreResult<Option<HandoffRecord>>;
 
+    /// Stores how to reach `address` on `channel` later (a Teams
+    /// conversation reference, as JSON).
+    async fn set_reference(&self, channel: &str, address: &str, reference: &str)
+        -> StoreResult<()>;
+
+    async fn reference(&self, channel: &str, address: &str) -> StoreResult<Option<String>>;
+
     /// Gives up on an outbox row (marks it done, with the reason).
     async fn mark_failed(&self, id: i64, reason: &str, at: DateTime<Utc>) -> StoreResult<()>;
 }

@@ -266,6 +266,11 @@ pub fn check_messages(flows: &[Flow], catalog: &Catalog, locales_dir: &Path) -> 
             crate::channels::discord::DISCORD_MESSAGES
                 .iter()
                 .map(|(id, vars)| (*id, *vars, "Discord channel".to_string())),
+        )
+        .chain(
+            crate::channels::teams::inbound::TEAMS_MESSAGES
+                .iter()
+                .map(|(id, vars)| (*id, *vars, "Teams channel".to_string())),
         );
     for (id, vars, place) in program {
         required.push((

@@ -141,4 +141,5 @@ pub fn at<'a>(value: &'a Value, path: &str) -> &'a Value {
 pub fn temp_db(dir: &Path) -> String {
     dir.join("madoguchi.db").display().to_string()
 }
+pub mod fake_botframework;
 pub mod fake_discord;

@@ -1,0 +1,373 @@
+//! A fake Bot Framework on 127.0.0.1:0 for the Teams tests: the OpenID
+//! metadata document and a JWKS made from RSA keys generated in the test, a
+//! token endpoint (client-credentials grant) that counts its calls, and the
+//! connector's `/v3/conversations/{id}/activities[/{replyToId}]`, which
+//! records every activity the bot posts (with the bearer token it used) and
+//! can answer 429 with `Retry-After` once. Tokens for inbound requests are
+//! signed here, valid or broken on purpose.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey};
+use rsa::traits::PublicKeyParts;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+pub const APP_ID: &str = "00000000-app0-4000-8000-000000000001";
+pub const ISSUER: &str = "https://api.botframework.com";
+
+/// A signing key with its id.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    pub private_pem: String,
+    pub public_pem: String,
+    pub n: String,
+    pub e: String,
+}
+
+impl SigningKey {
+    pub fn generate(kid: &str) -> SigningKey {
+        let mut rng = rand::thread_rng();
+        let private = RsaPrivateKey::new(&mut rng, 2048).expect("rsa key");
+        let public = RsaPublicKey::from(&private);
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        SigningKey {
+            kid: kid.to_string(),
+            private_pem: private
+                .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+                .expect("pem")
+                .to_string(),
+            public_pem: public
+                .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+                .expect("pem"),
+            n: b64.encode(public.n().to_bytes_be()),
+            e: b64.encode(public.e().to_bytes_be()),
+        }
+    }
+}
+
+/// One activity the bot posted.
+#[derive(Clone, Debug)]
+pub struct Posted {
+    pub conversation: String,
+    pub reply_to: Option<String>,
+    pub body: Value,
+    pub authorization: String,
+    pub status: u16,
+}
+
+impl Posted {
+    pub fn text(&self) -> String {
+        let mut text = self.body["text"].as_str().unwrap_or_default().to_string();
+        for attachment in self.body["attachments"].as_array().into_iter().flatten() {
+            for block in attachment["content"]["body"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                text.push_str(block["text"].as_str().unwrap_or_default());
+            }
+        }
+        text
+    }
+}
+
+struct Inner {
+    base: String,
+    keys: Mutex<Vec<SigningKey>>,
+    token_calls: Mutex<u32>,
+    posted: Mutex<Vec<Posted>>,
+    posted_tx: watch::Sender<usize>,
+    throttle_next: Mutex<Option<f64>>,
+    ids: Mutex<u64>,
+}
+
+#[derive(Clone)]
+pub struct FakeBotFramework {
+    inner: Arc<Inner>,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+impl FakeBotFramework {
+    pub async fn start() -> FakeBotFramework {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let inner = Arc::new(Inner {
+            base,
+            keys: Mutex::new(vec![SigningKey::generate("key-1")]),
+            token_calls: Mutex::new(0),
+            posted: Mutex::new(Vec::new()),
+            posted_tx: watch::channel(0).0,
+            throttle_next: Mutex::new(None),
+            ids: Mutex::new(0),
+        });
+        let app = Router::new()
+            .route("/openid", get(openid))
+            .route("/keys", get(keys))
+            .route("/token", post(token))
+            .route(
+                "/v3/conversations/{conversation}/activities",
+                post(activity),
+            )
+            .route(
+                "/v3/conversations/{conversation}/activities/{reply}",
+                post(reply),
+            )
+            .with_state(inner.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeBotFramework { inner }
+    }
+
+    /// The service URL activities claim to come from (this fake).
+    pub fn service_url(&self) -> String {
+        self.inner.base.clone()
+    }
+
+    pub fn openid_url(&self) -> String {
+        format!("{}/openid", self.inner.base)
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.inner.base)
+    }
+
+    pub fn key(&self) -> SigningKey {
+        self.inner.keys.lock().expect("keys")[0].clone()
+    }
+
+    /// Publishes another key (key rotation).
+    pub fn add_key(&self, key: SigningKey) {
+        self.inner.keys.lock().expect("keys").push(key);
+    }
+
+    pub fn token_calls(&self) -> u32 {
+        *self.inner.token_calls.lock().expect("calls")
+    }
+
+    pub fn posted(&self) -> Vec<Posted> {
+        self.inner.posted.lock().expect("posted").clone()
+    }
+
+    /// The next message activity post gets 429 with `Retry-After: seconds`.
+    pub fn throttle_next(&self, seconds: f64) {
+        *self.inner.throttle_next.lock().expect("throttle") = Some(seconds);
+    }
+
+    /// Awaits until `n` accepted posts match `pred`.
+    pub async fn wait_for_count(
+        &self,
+        what: &str,
+        n: usize,
+        pred: impl Fn(&Posted) -> bool,
+    ) -> Vec<Posted> {
+        let mut rx = self.inner.posted_tx.subscribe();
+        let found = tokio::time::timeout(TIMEOUT, async {
+            loop {
+                let matching: Vec<Posted> = self
+                    .posted()
+                    .into_iter()
+                    .filter(|p| p.status == 200 && pred(p))
+                    .take(n)
+                    .collect();
+                if matching.len() == n {
+                    return matching;
+                }
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| {
+            let all: Vec<String> = self
+                .posted()
+                .iter()
+                .map(|p| format!("{} {} {}", p.status, p.conversation, p.text()))
+                .collect();
+            panic!(
+                "fake bot framework: timed out waiting for {n} x {what}; posted:\n{}",
+                all.join("\n")
+            )
+        })
+    }
+
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&Posted) -> bool) -> Posted {
+        self.wait_for_count(what, 1, pred).await.remove(0)
+    }
+
+    /// A valid inbound token for `service_url`, signed with `key`, with
+    /// `changes` applied to the claims.
+    pub fn token(
+        &self,
+        key: &SigningKey,
+        service_url: &str,
+        changes: impl FnOnce(&mut Value),
+    ) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let mut claims = json!({
+            "iss": ISSUER,
+            "aud": APP_ID,
+            "exp": now + 3600,
+            "nbf": now - 60,
+            "serviceurl": service_url,
+        });
+        changes(&mut claims);
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(key.kid.clone());
+        let encoding = EncodingKey::from_rsa_pem(key.private_pem.as_bytes()).expect("encoding key");
+        jsonwebtoken::encode(&header, &claims, &encoding).expect("sign")
+    }
+
+    /// A token with `alg: none` (no signature).
+    pub fn unsigned_token(&self, service_url: &str) -> String {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = chrono::Utc::now().timestamp();
+        let header =
+            b64.encode(json!({"alg": "none", "typ": "JWT", "kid": self.key().kid}).to_string());
+        let claims = b64.encode(
+            json!({"iss": ISSUER, "aud": APP_ID, "exp": now + 3600, "nbf": now - 60, "serviceurl": service_url})
+                .to_string(),
+        );
+        format!("{header}.{claims}.")
+    }
+
+    /// A token signed HS256 with the public key's PEM as the shared secret
+    /// (the classic algorithm-confusion attack).
+    pub fn hs256_confusion_token(&self, service_url: &str) -> String {
+        let key = self.key();
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({"iss": ISSUER, "aud": APP_ID, "exp": now + 3600, "nbf": now - 60, "serviceurl": service_url});
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(key.public_pem.as_bytes()),
+        )
+        .expect("sign")
+    }
+}
+
+async fn openid(State(inner): State<Arc<Inner>>) -> Json<Value> {
+    Json(json!({
+        "issuer": ISSUER,
+        "jwks_uri": format!("{}/keys", inner.base),
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
+}
+
+async fn keys(State(inner): State<Arc<Inner>>) -> Json<Value> {
+    let keys: Vec<Value> = inner
+        .keys
+        .lock()
+        .expect("keys")
+        .iter()
+        .map(|k| json!({"kty": "RSA", "use": "sig", "kid": k.kid, "n": k.n, "e": k.e, "endorsements": ["msteams"]}))
+        .collect();
+    Json(json!({ "keys": keys }))
+}
+
+async fn token(State(inner): State<Arc<Inner>>, body: String) -> Response {
+    let form: BTreeMap<String, String> = body
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.replace("%2F", "/").replace("%3A", ":").replace('+', " "),
+            )
+        })
+        .collect();
+    let mut calls = inner.token_calls.lock().expect("calls");
+    *calls += 1;
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials")
+        || form.get("client_id").map(String::as_str) != Some(APP_ID)
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    Json(json!({"token_type": "Bearer", "expires_in": 3600, "access_token": format!("bot-token-{}", *calls)})).into_response()
+}
+
+fn record(
+    inner: &Inner,
+    conversation: String,
+    reply_to: Option<String>,
+    headers: &HeaderMap,
+    body: Value,
+) -> Response {
+    let authorization = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    // Only message activities are throttled (typing indicators are best
+    // effort and never retried).
+    let throttled = if body["type"] == "message" {
+        inner.throttle_next.lock().expect("throttle").take()
+    } else {
+        None
+    };
+    let status = if throttled.is_some() { 429 } else { 200 };
+    let id = {
+        let mut ids = inner.ids.lock().expect("ids");
+        *ids += 1;
+        format!("activity-{}", *ids)
+    };
+    inner.posted.lock().expect("posted").push(Posted {
+        conversation,
+        reply_to,
+        body,
+        authorization,
+        status,
+    });
+    inner.posted_tx.send_modify(|n| *n += 1);
+    match throttled {
+        Some(seconds) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", format!("{seconds}"))],
+            Json(json!({"error": {"code": "Throttled", "message": "Too many requests"}})),
+        )
+            .into_response(),
+        None => Json(json!({ "id": id })).into_response(),
+    }
+}
+
+async fn activity(
+    State(inner): State<Arc<Inner>>,
+    Path(conversation): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    record(&inner, conversation, None, &headers, body)
+}
+
+async fn reply(
+    State(inner): State<Arc<Inner>>,
+    Path((conversation, reply)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    record(&inner, conversation, Some(reply), &headers, body)
+}

@@ -1,0 +1,646 @@
+//! End to end over the Bot Framework protocol: `madoguchi::serve` with its
+//! HTTP endpoint on 127.0.0.1:0, a fake Bot Framework (OpenID metadata, a
+//! JWKS from an RSA key generated here, the token endpoint, the connector
+//! recording every activity), a SQLite file and a manual clock.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use madoguchi::clock::ManualClock;
+use madoguchi::conversation::sqlite::SqliteStore;
+use madoguchi::conversation::store::Store;
+use madoguchi::desk::Desk;
+use serde_json::{json, Value};
+use support::fake_botframework::{FakeBotFramework, Posted, SigningKey, APP_ID};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const PERSON_CONVERSATION: &str = "a:1person-chat";
+const AGENTS_CONVERSATION: &str = "19:agents@thread.tacv2";
+const AGENT_AAD: &str = "aad-agent-1";
+
+fn jst(h: u32, m: u32) -> DateTime<Utc> {
+    chrono_tz::Asia::Tokyo
+        .with_ymd_and_hms(2026, 11, 25, h, m, 0)
+        .single()
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+struct Service {
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    store: Arc<SqliteStore>,
+    http: reqwest::Client,
+}
+
+impl Service {
+    async fn start(fake: &FakeBotFramework, db: &Path, clock: Arc<ManualClock>) -> Service {
+        let mut config = support::config();
+        config.teams.app_id = APP_ID.into();
+        config.teams.openid_metadata_url = fake.openid_url();
+        config.teams.token_url = fake.token_url();
+        config.teams.jwks_min_refresh_seconds = 0;
+        config.teams.agents_conversation_id = AGENTS_CONVERSATION.into();
+        config.teams.agents_service_url = fake.service_url();
+        config.teams.agents = vec![AGENT_AAD.into()];
+        config.teams.retry_base_ms = 20;
+        config.teams.max_body_bytes = 64 * 1024;
+        let store = Arc::new(SqliteStore::open(db).await.expect("sqlite"));
+        let content = madoguchi::content::load(&config).expect("content");
+        let desk = Desk::new(
+            content.flow,
+            content.catalog,
+            store.clone(),
+            config.engine_settings().expect("settings"),
+            "ja".into(),
+        )
+        .with_business_hours(config.business_hours().expect("hours"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let env =
+                |name: &str| (name == "MADOGUCHI_TEAMS_APP_SECRET").then(|| "s3cret".to_string());
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            madoguchi::serve::run_with_listener(
+                config,
+                desk,
+                clock,
+                &env,
+                Some(listener),
+                shutdown,
+            )
+            .await
+            .expect("serve");
+        });
+        Service {
+            url,
+            stop: Some(stop),
+            task,
+            store,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn stop(mut self) -> Arc<SqliteStore> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.expect("serve task");
+        self.store
+    }
+
+    async fn post_raw(&self, token: Option<&str>, body: Vec<u8>) -> u16 {
+        let mut request = self
+            .http
+            .post(format!("{}/api/messages", self.url))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("post").status().as_u16()
+    }
+
+    async fn post(&self, fake: &FakeBotFramework, activity: &Value) -> u16 {
+        let token = fake.token(&fake.key(), &fake.service_url(), |_| {});
+        self.post_raw(Some(&token), activity.to_string().into_bytes())
+            .await
+    }
+}
+
+fn activity(
+    fake: &FakeBotFramework,
+    id: &str,
+    kind: &str,
+    conversation: &str,
+    conversation_type: &str,
+    from: Value,
+) -> Value {
+    json!({
+        "type": kind,
+        "id": id,
+        "timestamp": "2026-11-25T01:00:00Z",
+        "serviceUrl": fake.service_url(),
+        "channelId": "msteams",
+        "from": from,
+        "conversation": {"id": conversation, "conversationType": conversation_type, "tenantId": "tenant-1"},
+        "recipient": {"id": format!("28:{APP_ID}"), "name": "madoguchi"},
+        "locale": "ja-JP",
+        "channelData": {"tenant": {"id": "tenant-1"}},
+    })
+}
+
+fn person() -> Value {
+    json!({"id": "29:person", "name": "花子", "aadObjectId": "aad-person"})
+}
+
+fn person_message(fake: &FakeBotFramework, id: &str, text: &str) -> Value {
+    let mut a = activity(
+        fake,
+        id,
+        "message",
+        PERSON_CONVERSATION,
+        "personal",
+        person(),
+    );
+    a["text"] = json!(text);
+    a
+}
+
+fn text(id: &str, args: &[(&str, &str)]) -> String {
+    let config = support::config();
+    let (catalog, _) = madoguchi::i18n::Catalog::load(&config.general.locales_dir, "ja");
+    let args = args
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    catalog.expect("catalog").format("ja", id, &args)
+}
+
+fn to_person(p: &Posted) -> bool {
+    p.conversation == PERSON_CONVERSATION
+}
+
+async fn wait_person_text(fake: &FakeBotFramework, id: &str) -> Posted {
+    let expected = text(id, &[]);
+    fake.wait_for(id, move |p| to_person(p) && p.text() == expected)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_conversation_with_handoff_in_the_agents_channel() {
+    let fake = FakeBotFramework::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = Service::start(
+        &fake,
+        &dir.path().join("teams.db"),
+        Arc::new(ManualClock::new(jst(10, 0))),
+    )
+    .await;
+
+    // The bot is added to a personal chat: greeting with suggested actions.
+    let mut added = activity(
+        &fake,
+        "act-1",
+        "conversationUpdate",
+        PERSON_CONVERSATION,
+        "personal",
+        person(),
+    );
+    added["membersAdded"] = json!([{"id": format!("28:{APP_ID}")}]);
+    assert_eq!(service.post(&fake, &added).await, 200);
+    wait_person_text(&fake, "greeting").await;
+    let question = wait_person_text(&fake, "start-question").await;
+    let actions = question.body["suggestedActions"]["actions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(actions.len(), 7);
+    assert_eq!(actions[0]["type"], "imBack");
+    assert!(question.authorization.starts_with("Bearer bot-token-"));
+
+    // Pressing a suggested action sends its label back as text.
+    let label = actions[2]["value"].as_str().expect("label").to_string();
+    assert_eq!(
+        service
+            .post(&fake, &person_message(&fake, "act-2", &label))
+            .await,
+        200
+    );
+    wait_person_text(&fake, "case-c-question").await;
+    assert_eq!(
+        service
+            .post(
+                &fake,
+                &person_message(&fake, "act-3", "いいえ、乗り換えていません")
+            )
+            .await,
+        200
+    );
+    wait_person_text(&fake, "case-d-ask-number").await;
+    // A full-width number with ー.
+    assert_eq!(
+        service
+            .post(
+                &fake,
+                &person_message(&fake, "act-4", "０９０ー１２３４ー５６７８")
+            )
+            .await,
+        200
+    );
+    fake.wait_for("analysis", |p| {
+        to_person(p) && p.text().contains("+81 9012345678") && p.text().contains("090ー1234ー5678")
+    })
+    .await;
+
+    // To a person: a card with the summary and a Claim button in the agents' channel.
+    assert_eq!(
+        service
+            .post(
+                &fake,
+                &person_message(&fake, "act-5", "担当者と話したいです")
+            )
+            .await,
+        200
+    );
+    wait_person_text(&fake, "handoff-queued").await;
+    let card = fake
+        .wait_for("handoff card", |p| p.conversation == AGENTS_CONVERSATION)
+        .await;
+    let content = &card.body["attachments"][0]["content"];
+    assert_eq!(content["type"], "AdaptiveCard");
+    assert!(card.text().contains("+81 90-****-5678"), "{}", card.text());
+    assert!(!card.text().contains("1234"));
+    let claim = content["actions"][0]["data"].clone();
+    assert_eq!(claim["madoguchi_agent"], "claim");
+    let card_id = {
+        let index = fake
+            .posted()
+            .iter()
+            .position(|p| p.conversation == AGENTS_CONVERSATION)
+            .expect("card");
+        format!("activity-{}", index + 1)
+    };
+    let thread = format!("{AGENTS_CONVERSATION};messageid={card_id}");
+
+    // Someone who is not a configured agent presses Claim: refused.
+    let mut stranger_press = activity(
+        &fake,
+        "act-6",
+        "message",
+        &thread,
+        "channel",
+        json!({"id": "29:x", "name": "X", "aadObjectId": "aad-stranger"}),
+    );
+    stranger_press["value"] = claim.clone();
+    assert_eq!(service.post(&fake, &stranger_press).await, 200);
+    let refusal = text("teams-agent-only", &[]);
+    fake.wait_for("refusal", move |p| {
+        p.conversation.starts_with(AGENTS_CONVERSATION) && p.text() == refusal
+    })
+    .await;
+
+    // The agent claims from the card.
+    let agent = json!({"id": "29:agent", "name": "佐藤", "aadObjectId": AGENT_AAD});
+    let mut press = activity(&fake, "act-7", "message", &thread, "channel", agent.clone());
+    press["value"] = claim;
+    assert_eq!(service.post(&fake, &press).await, 200);
+    fake.wait_for("claimed", |p| to_person(p) && p.text().contains("佐藤"))
+        .await;
+
+    // Agent → person; person → the card's thread.
+    let mut said = activity(&fake, "act-8", "message", &thread, "channel", agent.clone());
+    said["text"] = json!("<at>madoguchi</at> 先頭の0を外してください");
+    assert_eq!(service.post(&fake, &said).await, 200);
+    fake.wait_for("agent message", |p| {
+        to_person(p) && p.text().contains("先頭の0を外してください") && p.text().contains("佐藤")
+    })
+    .await;
+    assert_eq!(
+        service
+            .post(&fake, &person_message(&fake, "act-9", "やってみます"))
+            .await,
+        200
+    );
+    let thread_copy = thread.clone();
+    fake.wait_for("relay", move |p| {
+        p.conversation == thread_copy && p.text().contains("やってみます")
+    })
+    .await;
+
+    // Release at a node: the bot asks that node's question.
+    let mut release = activity(
+        &fake,
+        "act-10",
+        "message",
+        &thread,
+        "channel",
+        agent.clone(),
+    );
+    release["text"] = json!("release case-e-check");
+    assert_eq!(service.post(&fake, &release).await, 200);
+    wait_person_text(&fake, "handoff-released").await;
+    wait_person_text(&fake, "case-e-question").await;
+
+    // Again to a person, claim, close: the satisfaction question.
+    assert_eq!(
+        service
+            .post(
+                &fake,
+                &person_message(&fake, "act-11", "やっぱり担当者と話したい")
+            )
+            .await,
+        200
+    );
+    let cards = fake
+        .wait_for_count("second card", 2, |p| {
+            p.conversation == AGENTS_CONVERSATION && p.body["attachments"].is_array()
+        })
+        .await;
+    let second = cards[1].body["attachments"][0]["content"]["actions"].clone();
+    let mut claim2 = activity(
+        &fake,
+        "act-12",
+        "message",
+        AGENTS_CONVERSATION,
+        "channel",
+        agent.clone(),
+    );
+    claim2["value"] = second[0]["data"].clone();
+    assert_eq!(service.post(&fake, &claim2).await, 200);
+    let mut close = activity(
+        &fake,
+        "act-13",
+        "message",
+        AGENTS_CONVERSATION,
+        "channel",
+        agent,
+    );
+    close["value"] = second[1]["data"].clone();
+    assert_eq!(service.post(&fake, &close).await, 200);
+    let csat = wait_person_text(&fake, "csat-question").await;
+    assert_eq!(
+        csat.body["suggestedActions"]["actions"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    let store = service.stop().await;
+    let (conversation, _) = store
+        .find_by_address("teams", PERSON_CONVERSATION)
+        .await
+        .expect("find")
+        .expect("conv");
+    assert_eq!(conversation.state.node, "csat");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_in_group_chats_and_choices_by_value() {
+    let fake = FakeBotFramework::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = Service::start(
+        &fake,
+        &dir.path().join("teams.db"),
+        Arc::new(ManualClock::new(jst(10, 0))),
+    )
+    .await;
+    let group = "19:group@thread.v2";
+    let mut first = activity(&fake, "g-1", "message", group, "groupChat", person());
+    first["text"] = json!("<at>madoguchi</at> MNPで携帯会社を変えました");
+    assert_eq!(service.post(&fake, &first).await, 200);
+    let expected = text("case-c-question", &[]);
+    let card = fake
+        .wait_for("card", move |p| {
+            p.conversation == group && p.text() == expected
+        })
+        .await;
+    let actions = card.body["attachments"][0]["content"]["actions"].clone();
+    assert_eq!(actions[0]["type"], "Action.Submit");
+    assert!(card.body.get("suggestedActions").is_none());
+    // A button press: value with the choice id, empty text.
+    let mut press = activity(&fake, "g-2", "message", group, "groupChat", person());
+    press["text"] = json!("");
+    press["value"] = actions[1]["data"].clone();
+    assert_eq!(service.post(&fake, &press).await, 200);
+    let expected = text("case-d-ask-number", &[]);
+    fake.wait_for("next question", move |p| {
+        p.conversation == group && p.text() == expected
+    })
+    .await;
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broken_token_is_refused_and_touches_nothing() {
+    let fake = FakeBotFramework::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = Service::start(
+        &fake,
+        &dir.path().join("teams.db"),
+        Arc::new(ManualClock::new(jst(10, 0))),
+    )
+    .await;
+    let url = fake.service_url();
+    let body = person_message(&fake, "sec-1", "MNPで携帯会社を変えました")
+        .to_string()
+        .into_bytes();
+    let key = fake.key();
+    let other = SigningKey::generate(&key.kid); // same kid, wrong key
+    let now = chrono::Utc::now().timestamp();
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no token", None),
+        ("bad signature", Some(fake.token(&other, &url, |_| {}))),
+        (
+            "wrong issuer",
+            Some(fake.token(&key, &url, |c| c["iss"] = json!("https://evil.example"))),
+        ),
+        (
+            "wrong audience",
+            Some(fake.token(&key, &url, |c| c["aud"] = json!("another-bot"))),
+        ),
+        (
+            "expired",
+            Some(fake.token(&key, &url, |c| c["exp"] = json!(now - 3600))),
+        ),
+        (
+            "not yet valid",
+            Some(fake.token(&key, &url, |c| c["nbf"] = json!(now + 3600))),
+        ),
+        ("alg none", Some(fake.unsigned_token(&url))),
+        (
+            "HS256 with the public key",
+            Some(fake.hs256_confusion_token(&url)),
+        ),
+        (
+            "unknown kid",
+            Some(fake.token(&SigningKey::generate("key-unknown"), &url, |_| {})),
+        ),
+        (
+            "serviceUrl mismatch",
+            Some(fake.token(&key, "https://smba.example/other", |_| {})),
+        ),
+        ("garbage", Some("not.a.jwt".to_string())),
+    ];
+    for (name, token) in &cases {
+        let status = service.post_raw(token.as_deref(), body.clone()).await;
+        assert_eq!(status, 401, "{name}");
+    }
+    assert!(
+        fake.posted().is_empty(),
+        "nothing sent for refused requests"
+    );
+    assert!(service
+        .store
+        .find_by_address("teams", PERSON_CONVERSATION)
+        .await
+        .expect("find")
+        .is_none());
+
+    // Key rotation: a token signed with a newly published key is accepted
+    // after the key set is refreshed.
+    let rotated = SigningKey::generate("key-2");
+    fake.add_key(rotated.clone());
+    let token = fake.token(&rotated, &url, |_| {});
+    assert_eq!(service.post_raw(Some(&token), body.clone()).await, 200);
+    wait_person_text(&fake, "case-c-question").await;
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_bodies_are_refused_before_anything() {
+    let fake = FakeBotFramework::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = Service::start(
+        &fake,
+        &dir.path().join("teams.db"),
+        Arc::new(ManualClock::new(jst(10, 0))),
+    )
+    .await;
+    let token = fake.token(&fake.key(), &fake.service_url(), |_| {});
+    let mut huge = person_message(&fake, "big-1", "x");
+    huge["text"] = json!("あ".repeat(100_000));
+    assert_eq!(
+        service
+            .post_raw(Some(&token), huge.to_string().into_bytes())
+            .await,
+        413
+    );
+    assert_eq!(
+        service.post_raw(Some(&token), b"{not json".to_vec()).await,
+        400
+    );
+    assert_eq!(
+        service.post_raw(Some(&token), b"[1,2,3]".to_vec()).await,
+        400
+    );
+    assert_eq!(
+        service
+            .post_raw(Some(&token), br#"{"type":"message","text":"hi"}"#.to_vec())
+            .await,
+        400
+    );
+    assert!(fake.posted().is_empty());
+    assert!(service
+        .store
+        .find_by_address("teams", PERSON_CONVERSATION)
+        .await
+        .expect("find")
+        .is_none());
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_throttling_and_one_token_for_many_replies() {
+    let fake = FakeBotFramework::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = Service::start(
+        &fake,
+        &dir.path().join("teams.db"),
+        Arc::new(ManualClock::new(jst(10, 0))),
+    )
+    .await;
+    fake.throttle_next(0.05);
+    let first = person_message(&fake, "dup-1", "MNPで携帯会社を変えました");
+    assert_eq!(service.post(&fake, &first).await, 200);
+    // The same activity again (Teams retried it).
+    assert_eq!(service.post(&fake, &first).await, 200);
+    wait_person_text(&fake, "case-c-question").await;
+    // A sentinel proves the duplicate was handled before it.
+    assert_eq!(
+        service
+            .post(
+                &fake,
+                &person_message(&fake, "dup-2", "いいえ、乗り換えていません")
+            )
+            .await,
+        200
+    );
+    wait_person_text(&fake, "case-d-ask-number").await;
+    let store = service.stop().await;
+    let question = text("case-c-question", &[]);
+    let statuses: Vec<u16> = fake
+        .posted()
+        .iter()
+        .filter(|p| to_person(p) && p.text() == question)
+        .map(|p| p.status)
+        .collect();
+    assert_eq!(statuses, [200], "one reply to the duplicated activity");
+    let throttled: Vec<Posted> = fake
+        .posted()
+        .into_iter()
+        .filter(|p| p.status == 429)
+        .collect();
+    assert_eq!(throttled.len(), 1);
+    let throttled_text = throttled[0].text();
+    let delivered = fake
+        .posted()
+        .iter()
+        .filter(|p| {
+            p.status == 200
+                && p.text() == throttled_text
+                && p.conversation == throttled[0].conversation
+        })
+        .count();
+    assert_eq!(
+        delivered, 1,
+        "the throttled activity was delivered exactly once"
+    );
+    assert_eq!(fake.token_calls(), 1, "one token for all replies");
+    let (conversation, _) = store
+        .find_by_address("teams", PERSON_CONVERSATION)
+        .await
+        .expect("find")
+        .expect("conv");
+    assert_eq!(conversation.state.node, "case-d-number");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_then_a_reminder_due_during_downtime_is_sent_proactively() {
+    let fake = FakeBotFramework::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("teams.db");
+    let clock = Arc::new(ManualClock::new(jst(10, 0)));
+    let service = Service::start(&fake, &db, clock.clone()).await;
+    for (id, text_in) in [
+        ("r-1", "何度も試していたらロックされました"),
+        ("r-2", "6回"),
+        ("r-3", "たった今"),
+    ] {
+        assert_eq!(
+            service
+                .post(&fake, &person_message(&fake, id, text_in))
+                .await,
+            200
+        );
+    }
+    fake.wait_for("retry time", |p| to_person(p) && p.text().contains("13:00"))
+        .await;
+    service.stop().await;
+
+    clock.set(jst(14, 0));
+    let service = Service::start(&fake, &db, clock.clone()).await;
+    let reminder = text("reminder-lockout-over", &[("retry_at", "13:00")]);
+    fake.wait_for("proactive reminder", move |p| {
+        to_person(p) && p.text() == reminder
+    })
+    .await;
+    // The conversation continues where it was.
+    assert_eq!(
+        service
+            .post(&fake, &person_message(&fake, "r-4", "認証できました"))
+            .await,
+        200
+    );
+    wait_person_text(&fake, "csat-question").await;
+    service.stop().await;
+}
