@@ -85,6 +85,16 @@ async fn messages(
         tracing::warn!(%reason, "Teams: request refused (401)");
         return Err(AppError::Unauthorized);
     }
+    let tenant = &teams.config.tenant_id;
+    let foreign = activity
+        .conversation
+        .tenant_id
+        .as_deref()
+        .is_some_and(|t| t != tenant);
+    if !tenant.is_empty() && foreign {
+        tracing::warn!("Teams: activity from another tenant refused (401)");
+        return Err(AppError::Unauthorized);
+    }
     inbound::handle(&teams, activity).await.map_err(|e| {
         tracing::error!(error = %e, "Teams: activity not handled");
         AppError::Internal

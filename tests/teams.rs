@@ -42,6 +42,7 @@ impl Service {
     async fn start(fake: &FakeBotFramework, db: &Path, clock: Arc<ManualClock>) -> Service {
         let mut config = support::config();
         config.teams.app_id = APP_ID.into();
+        config.teams.tenant_id = "tenant-1".into();
         config.teams.openid_metadata_url = fake.openid_url();
         config.teams.token_url = fake.token_url();
         config.teams.jwks_min_refresh_seconds = 0;
@@ -394,6 +395,27 @@ async fn cards_in_group_chats_and_choices_by_value() {
         Arc::new(ManualClock::new(jst(10, 0))),
     )
     .await;
+    // The locale comes from the activity: en-US gets English.
+    let mut english = activity(
+        &fake,
+        "e-1",
+        "conversationUpdate",
+        "a:english-chat",
+        "personal",
+        person(),
+    );
+    english["locale"] = json!("en-US");
+    english["membersAdded"] = json!([{"id": format!("28:{APP_ID}")}]);
+    assert_eq!(service.post(&fake, &english).await, 200);
+    fake.wait_for("English greeting", |p| {
+        p.conversation == "a:english-chat"
+            && p.text().contains("MFA")
+            && !p
+                .text()
+                .chars()
+                .any(|c| ('\u{3040}'..='\u{30FF}').contains(&c))
+    })
+    .await;
     let group = "19:group@thread.v2";
     let mut first = activity(&fake, "g-1", "message", group, "groupChat", person());
     first["text"] = json!("<at>madoguchi</at> MNPで携帯会社を変えました");
@@ -471,6 +493,17 @@ async fn every_broken_token_is_refused_and_touches_nothing() {
         ),
         ("garbage", Some("not.a.jwt".to_string())),
     ];
+    // A valid token, but the activity names another tenant.
+    let mut foreign = person_message(&fake, "sec-2", "MNPで携帯会社を変えました");
+    foreign["conversation"]["tenantId"] = json!("tenant-other");
+    let valid = fake.token(&key, &url, |_| {});
+    assert_eq!(
+        service
+            .post_raw(Some(&valid), foreign.to_string().into_bytes())
+            .await,
+        401,
+        "other tenant"
+    );
     for (name, token) in &cases {
         let status = service.post_raw(token.as_deref(), body.clone()).await;
         assert_eq!(status, 401, "{name}");

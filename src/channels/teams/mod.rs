@@ -38,8 +38,8 @@ pub struct TeamsConfig {
     /// The bot's Microsoft App ID (the JWT audience). Teams is on when this
     /// is set and the secret's environment variable is set.
     pub app_id: String,
-    /// The Azure AD tenant the bot serves (informational; checked against
-    /// activities when set).
+    /// The Azure AD tenant the bot serves: when set, activities whose
+    /// conversation names another tenant are refused (401).
     pub tenant_id: String,
     /// Name of the environment variable holding the app secret.
     pub app_secret_env: String,
