@@ -137,18 +137,7 @@ async fn chat(
     conversation: Option<String>,
     now: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let content = match madoguchi::content::load(&config) {
-        Ok(content) => content,
-        Err(problems) => {
-            for problem in &problems {
-                eprintln!("{problem}");
-            }
-            anyhow::bail!(
-                "the flow or locales have {} problem(s); run `madoguchi check`",
-                problems.len()
-            );
-        }
-    };
+    let content = load_content(&config)?;
     let persistent = db.is_some();
     let store: Arc<dyn Store> = match &db {
         Some(path) => Arc::new(SqliteStore::open(path).await?),
@@ -187,18 +176,7 @@ async fn chat(
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
-    let content = match madoguchi::content::load(&config) {
-        Ok(content) => content,
-        Err(problems) => {
-            for problem in &problems {
-                eprintln!("{problem}");
-            }
-            anyhow::bail!(
-                "refusing to start: the flow or locales have {} problem(s); run `madoguchi check`",
-                problems.len()
-            );
-        }
-    };
+    let content = load_content(&config)?;
     let store = Arc::new(
         SqliteStore::open(&config.storage.database)
             .await
@@ -238,4 +216,17 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = terminate => {}
     }
+}
+
+/// Loads and checks the content; on problems prints each one and refuses.
+fn load_content(config: &Config) -> anyhow::Result<madoguchi::content::Content> {
+    madoguchi::content::load(config).map_err(|problems| {
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        anyhow::anyhow!(
+            "refusing to start: the flow or locales have {} problem(s); run `madoguchi check`",
+            problems.len()
+        )
+    })
 }

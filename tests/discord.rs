@@ -8,7 +8,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
 use madoguchi::clock::{Clock, ManualClock};
 use madoguchi::conversation::sqlite::SqliteStore;
 use madoguchi::conversation::store::{Direction, Store};
@@ -26,13 +25,7 @@ const GUILD_TEXT: u64 = 920_000_000_000_000_001;
 const STAFF_CHANNEL: u64 = 920_000_000_000_000_009;
 const AGENT_ROLE: u64 = 930_000_000_000_000_001;
 
-fn jst(h: u32, m: u32) -> DateTime<Utc> {
-    chrono_tz::Asia::Tokyo
-        .with_ymd_and_hms(2026, 11, 25, h, m, 0)
-        .single()
-        .expect("time")
-        .with_timezone(&Utc)
-}
+use support::jst;
 
 /// A running `serve` on the fake.
 struct Service {

@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use madoguchi::conversation::memory::MemoryStore;
 use madoguchi::conversation::state::Mode;
 use madoguchi::conversation::store::{Direction, Store};
@@ -15,13 +15,7 @@ use madoguchi::desk::{Desk, Outcome};
 use madoguchi::flow::engine::{AgentAction, AgentRef, Input};
 use serde_json::Value;
 
-fn jst(h: u32, m: u32) -> DateTime<Utc> {
-    chrono_tz::Asia::Tokyo
-        .with_ymd_and_hms(2026, 11, 25, h, m, 0)
-        .single()
-        .expect("time")
-        .with_timezone(&Utc)
-}
+use support::jst;
 
 fn agent(id: &str, name: &str) -> AgentRef {
     AgentRef {

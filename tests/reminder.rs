@@ -8,20 +8,14 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::Duration;
 use madoguchi::clock::{Clock, ManualClock};
 use madoguchi::conversation::sqlite::SqliteStore;
 use madoguchi::conversation::store::Store;
 use madoguchi::desk::Desk;
 use madoguchi::flow::engine::Input;
 
-fn jst(h: u32, m: u32) -> DateTime<Utc> {
-    chrono_tz::Asia::Tokyo
-        .with_ymd_and_hms(2026, 11, 25, h, m, 0)
-        .single()
-        .expect("valid time")
-        .with_timezone(&Utc)
-}
+use support::jst;
 
 async fn open(db: &Path) -> (Desk, Arc<SqliteStore>) {
     let store = Arc::new(SqliteStore::open(db).await.expect("open sqlite"));

@@ -8,7 +8,6 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
 use madoguchi::clock::ManualClock;
 use madoguchi::conversation::sqlite::SqliteStore;
 use madoguchi::conversation::store::Store;
@@ -22,13 +21,7 @@ const PERSON_CONVERSATION: &str = "a:1person-chat";
 const AGENTS_CONVERSATION: &str = "19:agents@thread.tacv2";
 const AGENT_AAD: &str = "aad-agent-1";
 
-fn jst(h: u32, m: u32) -> DateTime<Utc> {
-    chrono_tz::Asia::Tokyo
-        .with_ymd_and_hms(2026, 11, 25, h, m, 0)
-        .single()
-        .expect("time")
-        .with_timezone(&Utc)
-}
+use support::jst;
 
 struct Service {
     url: String,

@@ -15,5 +15,3 @@ discord-not-a-ticket-thread = Please use this command inside a handoff thread.
 discord-agent-ack = Done.
 discord-unknown-conversation = I could not find the conversation for this button. Please start again with /mfa.
 discord-staff-thread-name = Handoff { $ticket }
-discord-staff-recent-title = [Recent messages]
-discord-transcript-title = [Transcript { $ticket }]

@@ -20,3 +20,5 @@ agent-note-not-queued = This conversation is not waiting for an agent (status: {
 agent-note-not-holder = { $holder } is handling this conversation; only they can do that.
 agent-note-unknown-node = There is no flow node "{ $node }". Check the node name in the flow.
 agent-note-from-person = Person: { $text }
+handoff-recent-title = [Recent messages]
+handoff-transcript-title = [Transcript { $ticket }]

@@ -15,5 +15,3 @@ discord-not-a-ticket-thread = このコマンドは、引き継ぎ用のスレ�
 discord-agent-ack = 受け付けました。
 discord-unknown-conversation = このボタンの相談が見つかりませんでした。/mfa で新しく相談をはじめてください。
 discord-staff-thread-name = 引き継ぎ { $ticket }
-discord-staff-recent-title = 【直近のやり取り】
-discord-transcript-title = 【相談記録 { $ticket }】

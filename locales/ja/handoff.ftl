@@ -20,3 +20,5 @@ agent-note-not-queued = この相談は現在引き継ぎ待ちではありま�
 agent-note-not-holder = この相談は { $holder } さんが担当しています。担当者だけが操作できます。
 agent-note-unknown-node = 「{ $node }」という再開位置はありません。フローのノード名を確認してください。
 agent-note-from-person = ご本人: { $text }
+handoff-recent-title = 【直近のやり取り】
+handoff-transcript-title = 【相談記録 { $ticket }】

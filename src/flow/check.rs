@@ -24,6 +24,8 @@ pub const PROGRAM_MESSAGES: &[(&str, &[&str])] = &[
     ("jsonl-invalid-input", &[]),
     ("handoff-queue-position", &["position"]),
     ("handoff-after-hours", &["opens_at"]),
+    ("handoff-recent-title", &[]),
+    ("handoff-transcript-title", &["ticket"]),
 ];
 
 /// Actions a `say` node may name.

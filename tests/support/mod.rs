@@ -14,6 +14,16 @@ use madoguchi::conversation::store::Store;
 use madoguchi::desk::Desk;
 use serde_json::Value;
 
+/// A time on 2026-11-25 (a Wednesday) in Japan, as UTC.
+pub fn jst(hour: u32, minute: u32) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono_tz::Asia::Tokyo
+        .with_ymd_and_hms(2026, 11, 25, hour, minute, 0)
+        .single()
+        .expect("valid time")
+        .with_timezone(&chrono::Utc)
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -43,8 +43,6 @@ pub const DISCORD_MESSAGES: &[(&str, &[&str])] = &[
     ("discord-agent-ack", &[]),
     ("discord-unknown-conversation", &[]),
     ("discord-staff-thread-name", &["ticket"]),
-    ("discord-staff-recent-title", &[]),
-    ("discord-transcript-title", &["ticket"]),
 ];
 
 /// The `[discord]` section of the config.

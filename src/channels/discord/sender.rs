@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use super::render::{plain, reply_messages, split_text, MAX_CONTENT_CHARS};
 use super::{DiscordConfig, CHANNEL};
 use crate::clock::Clock;
-use crate::conversation::store::{Direction, OutboxMessage};
+use crate::conversation::store::OutboxMessage;
 use crate::desk::{Desk, RenderedChoice};
 
 /// Why a row could not be delivered.
@@ -250,7 +250,7 @@ async fn deliver(
             if !recent.is_empty() {
                 let title = desk.catalog().format(
                     &agent_locale,
-                    "discord-staff-recent-title",
+                    "handoff-recent-title",
                     &Default::default(),
                 );
                 send_text(http, thread, &format!("{title}\n{}", recent.join("\n"))).await?;
@@ -273,25 +273,10 @@ async fn deliver(
                 "ticket".to_string(),
                 Value::String(ticket.to_string()),
             )]);
-            let mut text = desk
+            let title = desk
                 .catalog()
-                .format(&agent_locale, "discord-transcript-title", &args);
-            for line in lines {
-                let who = match line.direction {
-                    Direction::Person => "👤".to_string(),
-                    Direction::Bot => "🤖".to_string(),
-                    Direction::Agent => format!("🧑‍💼 {}", line.author.unwrap_or_default()),
-                    Direction::System => "ℹ️".to_string(),
-                };
-                text.push_str(&format!(
-                    "\n[{}] {who}: {}",
-                    line.at
-                        .with_timezone(&desk.time_zone())
-                        .format("%m/%d %H:%M"),
-                    // Every agent reads the staff thread: numbers masked.
-                    crate::text::mask_phone_numbers(&line.text)
-                ));
-            }
+                .format(&agent_locale, "handoff-transcript-title", &args);
+            let text = crate::handoff::transcript::for_agents(&title, &lines, desk.time_zone());
             send_text(http, thread, &text).await
         }
         other => Err(SendError::Permanent(format!(

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::activity::{adaptive_card, reply_activity, ConversationReference, AGENT_ACTION_KEY};
 use super::connector::SendError;
 use super::{TeamsContext, CHANNEL};
-use crate::conversation::store::{Direction, OutboxMessage};
+use crate::conversation::store::OutboxMessage;
 use crate::desk::{RenderedChoice, RenderedReply};
 
 pub async fn run(ctx: Arc<TeamsContext>, mut shutdown: watch::Receiver<bool>) {
@@ -200,7 +200,7 @@ async fn deliver(ctx: &TeamsContext, row: &OutboxMessage) -> Result<(), SendErro
             if !recent.is_empty() {
                 let title = ctx.desk.catalog().format(
                     &agent_locale,
-                    "discord-staff-recent-title",
+                    "handoff-recent-title",
                     &Default::default(),
                 );
                 text.push_str(&format!("\n\n{title}\n{}", recent.join("\n")));
@@ -252,26 +252,11 @@ async fn deliver(ctx: &TeamsContext, row: &OutboxMessage) -> Result<(), SendErro
                 "ticket".to_string(),
                 Value::String(ticket.to_string()),
             )]);
-            let mut text =
-                ctx.desk
-                    .catalog()
-                    .format(&agent_locale, "discord-transcript-title", &args);
-            for line in lines {
-                let who = match line.direction {
-                    Direction::Person => "👤".to_string(),
-                    Direction::Bot => "🤖".to_string(),
-                    Direction::Agent => format!("🧑‍💼 {}", line.author.unwrap_or_default()),
-                    Direction::System => "ℹ️".to_string(),
-                };
-                let at = line
-                    .at
-                    .with_timezone(&ctx.desk.time_zone())
-                    .format("%m/%d %H:%M");
-                text.push_str(&format!(
-                    "\n[{at}] {who}: {}",
-                    crate::text::mask_phone_numbers(&line.text)
-                ));
-            }
+            let title = ctx
+                .desk
+                .catalog()
+                .format(&agent_locale, "handoff-transcript-title", &args);
+            let text = crate::handoff::transcript::for_agents(&title, &lines, ctx.desk.time_zone());
             to_ticket_thread(ctx, ticket, &text).await
         }
         other => Err(SendError::Permanent(format!(
