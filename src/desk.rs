@@ -80,7 +80,8 @@ struct DeskInner {
     store: Arc<dyn Store>,
     settings: EngineSettings,
     agent_locale: String,
-    business_hours: Option<BusinessHours>,
+    /// Set once, possibly after the desk was cloned (hence a `OnceLock`).
+    business_hours: std::sync::OnceLock<BusinessHours>,
     /// Bumped after every commit that wrote outbox rows or timers, so
     /// senders and the timer loop await work instead of polling (a watch
     /// channel never loses a wake-up, unlike a bare notification).
@@ -113,7 +114,7 @@ impl Desk {
                 store,
                 settings,
                 agent_locale,
-                business_hours: None,
+                business_hours: std::sync::OnceLock::new(),
                 committed: watch::channel(0).0,
                 locks: Mutex::new(HashMap::new()),
             }),
@@ -121,10 +122,9 @@ impl Desk {
     }
 
     /// Tells people queued outside these hours when the desk opens.
-    /// Call before cloning the desk.
-    pub fn with_business_hours(mut self, hours: BusinessHours) -> Desk {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.business_hours = Some(hours);
+    pub fn with_business_hours(self, hours: BusinessHours) -> Desk {
+        if self.inner.business_hours.set(hours).is_err() {
+            tracing::warn!("business hours were already set; keeping the first ones");
         }
         self
     }
@@ -455,10 +455,8 @@ impl Desk {
                         args: BTreeMap::from([("position".to_string(), json!(position))]),
                         choices: Vec::new(),
                     }];
-                    if let Some(opens) = inner
-                        .business_hours
-                        .as_ref()
-                        .and_then(|h| h.next_opening(now))
+                    if let Some(opens) =
+                        inner.business_hours.get().and_then(|h| h.next_opening(now))
                     {
                         let opens = crate::diagnose::lockout::format_local_time(
                             opens,

@@ -91,10 +91,13 @@ pub async fn run_with_listener(
                 })?,
         };
         tracing::info!(address = %listener.local_addr()?, "Teams: /api/messages listening");
-        tasks.push(tokio::spawn(crate::channels::teams::sender::run(
+        // The HTTP server drains in-flight requests first; only then is the
+        // Teams sender told to flush and stop, so their replies go out too.
+        let (stop_sender, sender_stopping) = watch::channel(false);
+        let sender = tokio::spawn(crate::channels::teams::sender::run(
             context.clone(),
-            stopping.clone(),
-        )));
+            sender_stopping,
+        ));
         let app = crate::server::app(crate::server::AppState {
             teams: Some(context),
         });
@@ -109,6 +112,8 @@ pub async fn run_with_listener(
             {
                 tracing::error!(error = %e, "Teams: HTTP server stopped with an error");
             }
+            let _ = stop_sender.send(true);
+            let _ = sender.await;
         }));
     }
     shutdown.await;

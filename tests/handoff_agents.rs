@@ -166,7 +166,12 @@ async fn claim_relay_transfer_release_and_close() {
 
     // Person → agent: no bot answer, a relay row for the agents' side.
     let person = desk
-        .handle(&id, Input::Text("お願いします @everyone".into()), None, now)
+        .handle(
+            &id,
+            Input::Text("お願いします @everyone 080-1111-2222".into()),
+            None,
+            now,
+        )
         .await
         .expect("person");
     assert!(
@@ -179,10 +184,12 @@ async fn claim_relay_transfer_release_and_close() {
         .rev()
         .find(|r| r.payload["kind"] == "relay")
         .expect("relay row");
-    assert!(relay.payload["text"]
-        .as_str()
-        .unwrap_or_default()
-        .contains("お願いします"));
+    let relayed = relay.payload["text"].as_str().unwrap_or_default();
+    assert!(relayed.contains("お願いします"), "{relayed}");
+    assert!(
+        relayed.contains("080-****-2222"),
+        "numbers masked in staff threads: {relayed}"
+    );
 
     // Another agent cannot act on a claimed conversation.
     let refused = desk

@@ -371,10 +371,13 @@ impl<'a> Run<'a> {
                 return;
             }
             Mode::WithAgent { ticket, .. } => {
+                // Staff threads are read by every agent, not only the one
+                // who claimed: numbers are masked there too (the summary
+                // already says what is wrong with the registered number).
                 let limited = text::truncate_chars(&cleaned, self.settings.max_input_chars);
                 self.effects.push(Effect::RelayToAgent {
                     ticket,
-                    text: limited.to_string(),
+                    text: text::mask_phone_numbers(limited),
                 });
                 return;
             }
