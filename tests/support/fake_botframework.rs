@@ -93,6 +93,8 @@ struct Inner {
     posted_tx: watch::Sender<usize>,
     throttle_next: Mutex<Option<f64>>,
     ids: Mutex<u64>,
+    /// Accepted posts per conversation (cheap to read under load).
+    counts: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 #[derive(Clone)]
@@ -116,6 +118,7 @@ impl FakeBotFramework {
             posted_tx: watch::channel(0).0,
             throttle_next: Mutex::new(None),
             ids: Mutex::new(0),
+            counts: Mutex::new(std::collections::HashMap::new()),
         });
         let app = Router::new()
             .route("/openid", get(openid))
@@ -164,6 +167,30 @@ impl FakeBotFramework {
 
     pub fn posted(&self) -> Vec<Posted> {
         self.inner.posted.lock().expect("posted").clone()
+    }
+
+    /// Accepted posts to `conversation` so far.
+    pub fn count(&self, conversation: &str) -> usize {
+        self.inner
+            .counts
+            .lock()
+            .expect("counts")
+            .get(conversation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Awaits until `conversation` has at least `n` accepted posts.
+    pub async fn wait_count(&self, conversation: &str, n: usize) {
+        let mut rx = self.inner.posted_tx.subscribe();
+        while self.count(conversation) < n {
+            if tokio::time::timeout(TIMEOUT, rx.changed()).await.is_err() {
+                panic!(
+                    "fake bot framework: {conversation} has {} of {n} posts",
+                    self.count(conversation)
+                );
+            }
+        }
     }
 
     /// The next message activity post gets 429 with `Retry-After: seconds`.
@@ -335,6 +362,14 @@ fn record(
         *ids += 1;
         format!("activity-{}", *ids)
     };
+    if status == 200 {
+        *inner
+            .counts
+            .lock()
+            .expect("counts")
+            .entry(conversation.clone())
+            .or_default() += 1;
+    }
     inner.posted.lock().expect("posted").push(Posted {
         conversation,
         reply_to,
