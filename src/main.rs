@@ -176,6 +176,7 @@ async fn chat(
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let shutdown = shutdown_signal();
     let content = load_content(&config)?;
     let store = Arc::new(
         SqliteStore::open(&config.storage.database)
@@ -191,30 +192,34 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     )
     .with_business_hours(config.business_hours()?);
     let env = |name: &str| std::env::var(name).ok();
-    madoguchi::serve::run(config, desk, Arc::new(SystemClock), &env, shutdown_signal()).await?;
+    madoguchi::serve::run(config, desk, Arc::new(SystemClock), &env, shutdown).await?;
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called (not
+/// when the future is first polled), so a signal during start-up is not
+/// lost to the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let terminate = async move {
+            match terminate {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
     }
 }
 
