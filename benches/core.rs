@@ -24,10 +24,10 @@ use madoguchi::config::Config;
 use madoguchi::content::{self, Content};
 use madoguchi::conversation::memory::MemoryStore;
 use madoguchi::conversation::sqlite::SqliteStore;
-use madoguchi::conversation::state::State;
 use madoguchi::conversation::store::Store;
 use madoguchi::desk::Desk;
 use madoguchi::flow::engine::{self, EngineSettings, Input};
+use madoguchi::flow::state::State;
 
 /// Locale the engine benchmark renders in.
 const LOCALE: &str = "ja";
@@ -271,7 +271,7 @@ async fn drive_conversation(desk: &Desk, user: usize, now: DateTime<Utc>) -> usi
             .expect("handle input");
         debug_assert!(!outcome.duplicate);
         assert_eq!(outcome.state.node, *expected, "desk script diverged");
-        black_box(&outcome.replies);
+        black_box(&outcome.rows);
         inputs += 1;
     }
     inputs

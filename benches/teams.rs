@@ -12,6 +12,8 @@
 
 #[path = "../tests/support/fake_botframework.rs"]
 mod fake_botframework;
+#[path = "../tests/support/wait.rs"]
+mod wait;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

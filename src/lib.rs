@@ -12,10 +12,14 @@
 //!   engine (`step`), and `check`.
 //! - [`i18n`]: Fluent bundles and locale negotiation.
 //! - [`diagnose`]: phone numbers, lockout arithmetic, free-text intents, validators.
-//! - [`conversation`]: state, transcript records, the `Store` trait with memory and SQLite.
-//! - [`handoff`]: the summary prepared for agents, business hours.
-//! - [`desk`]: ties engine, store, handoff and rendering; one transaction per input.
-//! - [`channels`]: adapters (terminal, Discord, Teams).
+//! - [`conversation`]: transcript records, the `Store` trait with memory and SQLite
+//!   (state kept serialised; the store knows nothing of flows).
+//! - [`handoff`]: the summary prepared for agents, the transcript as agents
+//!   read it, agent commands, business hours.
+//! - [`desk`]: load → step → plan (pure) → commit; one transaction per input;
+//!   the channel-neutral look-ups adapters need.
+//! - [`outbox`]: typed outbox rows and the one generic sender (`trait Deliver`).
+//! - [`channels`]: adapters (terminal, Discord, Teams) that only translate.
 //! - [`serve`]: `madoguchi serve`: channels and the timer loop until shutdown.
 //! - [`server`]: axum: `/healthz` and the Bot Framework endpoint `/api/messages`.
 //! - [`clock`]: system and manual clocks (the engine never reads one).
@@ -31,6 +35,7 @@ pub mod diagnose;
 pub mod flow;
 pub mod handoff;
 pub mod i18n;
+pub mod outbox;
 pub mod serve;
 pub mod server;
 pub mod text;

@@ -38,14 +38,14 @@ pub async fn run(
     run_with_listener(config, desk, clock, env, None, shutdown).await
 }
 
-/// [`run`], with the HTTP listener for Teams given by the caller (tests
-/// bind `127.0.0.1:0`); `None` binds `teams.listen`.
+/// [`run`], with the HTTP listener given by the caller (tests bind
+/// `127.0.0.1:0`); `None` binds `teams.listen`.
 pub async fn run_with_listener(
     config: Config,
     desk: Desk,
     clock: Arc<dyn Clock>,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
-    teams_listener: Option<tokio::net::TcpListener>,
+    http_listener: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (stop, stopping) = watch::channel(false);
@@ -75,47 +75,56 @@ pub async fn run_with_listener(
             }
         }));
     }
-    if let Ok(secret) = config.teams.secret(env) {
-        let context = Arc::new(crate::channels::teams::TeamsContext::new(
+    // The HTTP server runs whenever `serve` runs: `/healthz` always,
+    // `/api/messages` when Teams is on.
+    let teams = match config.teams.secret(env) {
+        Ok(secret) => Some(Arc::new(crate::channels::teams::TeamsContext::new(
             desk.clone(),
             clock.clone(),
             config.teams.clone(),
             secret,
-        ));
-        let listener = match teams_listener {
-            Some(listener) => listener,
-            None => tokio::net::TcpListener::bind(&config.teams.listen)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("teams.listen {}: cannot listen: {e}", config.teams.listen)
-                })?,
-        };
-        tracing::info!(address = %listener.local_addr()?, "Teams: /api/messages listening");
-        // The HTTP server drains in-flight requests first; only then is the
-        // Teams sender told to flush and stop, so their replies go out too.
-        let (stop_sender, sender_stopping) = watch::channel(false);
-        let sender = tokio::spawn(crate::channels::teams::sender::run(
-            context.clone(),
+        ))),
+        Err(_) => None,
+    };
+    let listener = match http_listener {
+        Some(listener) => listener,
+        None => tokio::net::TcpListener::bind(&config.teams.listen)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("teams.listen {}: cannot listen: {e}", config.teams.listen)
+            })?,
+    };
+    tracing::info!(address = %listener.local_addr()?, teams = teams.is_some(), "HTTP listening (/healthz, /api/messages)");
+    // The HTTP server drains in-flight requests first; only then is the
+    // Teams sender told to flush and stop, so their replies go out too.
+    let (stop_sender, sender_stopping) = watch::channel(false);
+    let sender = teams.clone().map(|context| {
+        let settings = context.config.sender_settings();
+        tokio::spawn(crate::outbox::run_sender(
+            desk.outbox_queue(),
+            Arc::new(crate::channels::teams::deliver::TeamsDeliver { ctx: context }),
+            settings,
+            clock.clone(),
             sender_stopping,
-        ));
-        let app = crate::server::app(crate::server::AppState {
-            teams: Some(context),
-        });
-        let mut stop_http = stopping.clone();
-        tasks.push(tokio::spawn(async move {
-            let graceful = async move {
-                let _ = stop_http.wait_for(|stop| *stop).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(graceful)
-                .await
-            {
-                tracing::error!(error = %e, "Teams: HTTP server stopped with an error");
-            }
-            let _ = stop_sender.send(true);
+        ))
+    });
+    let app = crate::server::app(crate::server::AppState { teams });
+    let mut stop_http = stopping.clone();
+    tasks.push(tokio::spawn(async move {
+        let graceful = async move {
+            let _ = stop_http.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server stopped with an error");
+        }
+        let _ = stop_sender.send(true);
+        if let Some(sender) = sender {
             let _ = sender.await;
-        }));
-    }
+        }
+    }));
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight work and flushing the outbox");
     let _ = stop.send(true);
@@ -139,7 +148,13 @@ async fn timer_loop(desk: Desk, clock: Arc<dyn Clock>, mut stopping: watch::Rece
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "timers could not be fired"),
         }
-        let next = desk.store().next_timer_due(None).await.ok().flatten();
+        let next = match desk.next_timer_due(None).await {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the next timer; looking again in a minute");
+                Some(clock.now() + chrono::Duration::minutes(1))
+            }
+        };
         let wait = next
             .map(|due| (due - clock.now()).to_std().unwrap_or_default())
             .unwrap_or(std::time::Duration::from_secs(3600));

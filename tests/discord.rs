@@ -9,13 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use madoguchi::clock::{Clock, ManualClock};
-use madoguchi::conversation::sqlite::SqliteStore;
 use madoguchi::conversation::store::{Direction, Store};
-use madoguchi::desk::Desk;
 use serde_json::{json, Value};
 use support::fake_discord::{self as fake, FakeDiscord, Recorded};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use support::service::{text, Service};
 
 const PERSON: u64 = 900_000_000_000_000_001;
 const OTHER_STAFF: u64 = 900_000_000_000_000_002;
@@ -27,69 +24,22 @@ const AGENT_ROLE: u64 = 930_000_000_000_000_001;
 
 use support::jst;
 
-/// A running `serve` on the fake.
-struct Service {
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-    store: Arc<SqliteStore>,
-}
-
-impl Service {
-    async fn start(fake: &FakeDiscord, db: &Path, clock: Arc<ManualClock>) -> Service {
-        let mut config = support::config();
-        config.discord.api_proxy = fake.proxy_url();
-        config.discord.staff_channel_id = STAFF_CHANNEL;
-        config.discord.agent_role_id = AGENT_ROLE;
-        config.discord.retry_base_ms = 20;
-        let store = Arc::new(SqliteStore::open(db).await.expect("sqlite"));
-        let content = madoguchi::content::load(&config).expect("content");
-        let desk = Desk::new(
-            content.flow,
-            content.catalog,
-            store.clone(),
-            config.engine_settings().expect("settings"),
-            "ja".into(),
-        )
-        .with_business_hours(config.business_hours().expect("hours"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let env =
-                |name: &str| (name == "MADOGUCHI_DISCORD_TOKEN").then(|| "test-token".to_string());
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            madoguchi::serve::run(config, desk, clock, &env, shutdown)
-                .await
-                .expect("serve");
-        });
-        fake.wait_ready().await;
-        Service {
-            stop: Some(stop),
-            task,
-            store,
-        }
-    }
-
-    /// Graceful shutdown: waits until the outbox is flushed and the gateway
-    /// closed.
-    async fn stop(mut self) -> Arc<SqliteStore> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.await.expect("serve task");
-        self.store
-    }
-}
-
-fn text(id: &str, args: &[(&str, &str)]) -> String {
-    let config = support::config();
-    let (catalog, _) = madoguchi::i18n::Catalog::load(&config.general.locales_dir, "ja");
-    let catalog = catalog.expect("catalog");
-    let args = args
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-        .collect();
-    catalog.format("ja", id, &args)
+/// `serve` with Discord on the fake (and its HTTP endpoint on port 0).
+async fn start(fake: &FakeDiscord, db: &Path, clock: Arc<ManualClock>) -> Service {
+    let mut config = support::config();
+    config.discord.api_proxy = fake.proxy_url();
+    config.discord.staff_channel_id = STAFF_CHANNEL;
+    config.discord.agent_role_id = AGENT_ROLE;
+    config.discord.retry_base_ms = 20;
+    let service = Service::start(
+        config,
+        db,
+        clock,
+        &[("MADOGUCHI_DISCORD_TOKEN", "test-token")],
+    )
+    .await;
+    fake.wait_ready().await;
+    service
 }
 
 fn posted_to(channel: u64) -> impl Fn(&Recorded) -> bool {
@@ -248,7 +198,7 @@ async fn dm_conversation_by_buttons_and_by_typing_a_full_width_number() {
     let fake = FakeDiscord::start().await;
     let (_dir, db) = temp();
     let clock = Arc::new(ManualClock::new(jst(10, 0)));
-    let service = Service::start(&fake, &db, clock).await;
+    let service = start(&fake, &db, clock).await;
 
     dm(&fake, "こんにちは").await;
     fake.wait_for("typing", |r| {
@@ -335,20 +285,23 @@ async fn dm_conversation_by_buttons_and_by_typing_a_full_width_number() {
 
     assert_no_live_mentions(&fake);
     let store = service.stop().await;
-    let (conversation, _) = store
+    let conversation = store
         .find_by_address("discord", &DM.to_string())
         .await
         .expect("find")
         .expect("conversation");
-    assert_eq!(conversation.state.node, "case-d-missing-country-code");
-    assert_eq!(conversation.state.slots["phone"]["e164"], "+819012345678");
+    assert_eq!(conversation.state["node"], "case-d-missing-country-code");
+    assert_eq!(
+        conversation.state["slots"]["phone"]["e164"],
+        "+819012345678"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mfa_in_a_server_opens_a_private_thread() {
     let fake = FakeDiscord::start().await;
     let (_dir, db) = temp();
-    let service = Service::start(&fake, &db, Arc::new(ManualClock::new(jst(10, 0)))).await;
+    let service = start(&fake, &db, Arc::new(ManualClock::new(jst(10, 0)))).await;
     let callback = command(&fake, GUILD_TEXT, PERSON, &[], "mfa", json!([])).await;
     let thread_create = fake
         .wait_for("thread", |r| {
@@ -423,7 +376,7 @@ async fn mfa_in_a_server_opens_a_private_thread() {
 async fn handoff_to_an_agent_and_back_in_a_staff_thread() {
     let fake = FakeDiscord::start().await;
     let (_dir, db) = temp();
-    let service = Service::start(&fake, &db, Arc::new(ManualClock::new(jst(10, 0)))).await;
+    let service = start(&fake, &db, Arc::new(ManualClock::new(jst(10, 0)))).await;
 
     dm(&fake, "登録した番号を確認したい").await;
     wait_message(&fake, DM, "case-d-ask-number").await;
@@ -547,7 +500,7 @@ async fn handoff_to_an_agent_and_back_in_a_staff_thread() {
 async fn duplicated_deliveries_step_once() {
     let fake = FakeDiscord::start().await;
     let (_dir, db) = temp();
-    let service = Service::start(&fake, &db, Arc::new(ManualClock::new(jst(10, 0)))).await;
+    let service = start(&fake, &db, Arc::new(ManualClock::new(jst(10, 0)))).await;
 
     let first = fake.next_id();
     let message = fake::dm_message_create(
@@ -607,7 +560,7 @@ async fn duplicated_deliveries_step_once() {
         .filter(|r| r.path.ends_with(&format!("/{id}/{token}/callback")))
         .count();
     assert_eq!(callbacks, 1);
-    let (conversation, _) = store
+    let conversation = store
         .find_by_address("discord", &DM.to_string())
         .await
         .expect("find")
@@ -626,7 +579,7 @@ async fn duplicated_deliveries_step_once() {
 async fn rate_limited_send_is_delivered_once_after_the_wait() {
     let fake = FakeDiscord::start().await;
     let (_dir, db) = temp();
-    let service = Service::start(&fake, &db, Arc::new(ManualClock::new(jst(10, 0)))).await;
+    let service = start(&fake, &db, Arc::new(ManualClock::new(jst(10, 0)))).await;
     fake.rate_limit_next("POST", &format!("/channels/{DM}/messages"), 0.05);
     dm(&fake, "こんにちは").await;
     wait_message(&fake, DM, "start-question").await;
@@ -646,7 +599,7 @@ async fn restart_continues_and_delivers_a_reminder_due_during_downtime() {
     let fake = FakeDiscord::start().await;
     let (_dir, db) = temp();
     let clock = Arc::new(ManualClock::new(jst(10, 0)));
-    let service = Service::start(&fake, &db, clock.clone()).await;
+    let service = start(&fake, &db, clock.clone()).await;
     dm(&fake, "何度も試していたらロックされました").await;
     wait_message(&fake, DM, "case-a-ask-count").await;
     press(
@@ -672,7 +625,7 @@ async fn restart_continues_and_delivers_a_reminder_due_during_downtime() {
 
     // Down for four hours; a new process on the same database.
     clock.set(jst(14, 0));
-    let service = Service::start(&fake, &db, clock.clone()).await;
+    let service = start(&fake, &db, clock.clone()).await;
     let reminder = text("reminder-lockout-over", &[("retry_at", "13:00")]);
     let reminder_posted = fake
         .wait_for("reminder", move |r| {

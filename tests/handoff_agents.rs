@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use madoguchi::conversation::memory::MemoryStore;
-use madoguchi::conversation::state::Mode;
 use madoguchi::conversation::store::{Direction, Store};
 use madoguchi::desk::{Desk, Outcome};
 use madoguchi::flow::engine::{AgentAction, AgentRef, Input};
+use madoguchi::flow::state::Mode;
 use serde_json::Value;
 
 use support::jst;
@@ -24,11 +24,11 @@ fn agent(id: &str, name: &str) -> AgentRef {
     }
 }
 
-fn ids(outcome: &Outcome) -> Vec<&str> {
+fn ids(outcome: &Outcome) -> Vec<String> {
     outcome
-        .replies
-        .iter()
-        .map(|r| r.message_id.as_str())
+        .replies()
+        .into_iter()
+        .map(|r| r.message_id)
         .collect()
 }
 
@@ -52,11 +52,27 @@ async fn queued(desk: &Desk, now: DateTime<Utc>) -> (String, String, Outcome) {
     (id, ticket, outcome)
 }
 
-async fn outbox_kinds(store: &MemoryStore) -> Vec<String> {
-    store
-        .pending_outbox("test", 100)
+/// Every pending row of the `test` channel, conversation by conversation.
+async fn pending(store: &MemoryStore) -> Vec<madoguchi::conversation::store::OutboxMessage> {
+    let mut rows = Vec::new();
+    for conversation in store
+        .pending_conversations("test", 100)
         .await
-        .expect("outbox")
+        .expect("conversations")
+    {
+        rows.extend(
+            store
+                .pending_outbox("test", &conversation, 100)
+                .await
+                .expect("outbox"),
+        );
+    }
+    rows
+}
+
+async fn outbox_kinds(store: &MemoryStore) -> Vec<String> {
+    pending(store)
+        .await
         .iter()
         .filter_map(|m| m.payload["kind"].as_str().map(str::to_string))
         .collect()
@@ -68,31 +84,31 @@ async fn queued_person_is_told_position_and_opening_time() {
     let desk = desk_with_hours(store.clone());
     // 20:00 on a Wednesday: closed until Thursday 09:00.
     let (_, _, first) = queued(&desk, jst(20, 0)).await;
-    assert!(ids(&first).contains(&"handoff-queue-position"));
+    assert!(ids(&first).contains(&"handoff-queue-position".to_string()));
     let position = first
-        .replies
-        .iter()
+        .replies()
+        .into_iter()
         .find(|r| r.message_id == "handoff-queue-position")
         .expect("position");
     assert!(position.text.contains('1'), "{}", position.text);
     let hours = first
-        .replies
-        .iter()
+        .replies()
+        .into_iter()
         .find(|r| r.message_id == "handoff-after-hours")
         .expect("after hours");
     assert!(hours.text.contains("11/26 09:00"), "{}", hours.text);
 
     let (_, _, second) = queued(&desk, jst(20, 5)).await;
     let position = second
-        .replies
-        .iter()
+        .replies()
+        .into_iter()
         .find(|r| r.message_id == "handoff-queue-position")
         .expect("position");
     assert!(position.text.contains('2'), "{}", position.text);
 
     // During business hours: no opening time.
     let (_, _, open) = queued(&desk, jst(10, 0)).await;
-    assert!(!ids(&open).contains(&"handoff-after-hours"));
+    assert!(!ids(&open).contains(&"handoff-after-hours".to_string()));
     assert!(outbox_kinds(&store).await.contains(&"handoff".to_string()));
 }
 
@@ -111,7 +127,7 @@ async fn claim_relay_transfer_release_and_close() {
         .await
         .expect("wait");
     assert_eq!(ids(&waiting), ["queued-ack"]);
-    let rows = store.pending_outbox("test", 100).await.expect("outbox");
+    let rows = pending(&store).await;
     assert!(rows.iter().any(|r| r.payload["kind"] == "relay"
         && r.payload["text"]
             .as_str()
@@ -131,8 +147,8 @@ async fn claim_relay_transfer_release_and_close() {
         )
         .await
         .expect("say");
-    assert!(early.replies.is_empty());
-    assert_eq!(early.agent_notes.len(), 1);
+    assert!(early.replies().is_empty());
+    assert_eq!(early.agent_notes().len(), 1);
 
     let claimed = desk
         .agent(&ticket, AgentAction::Claim(sato.clone()), None, now)
@@ -140,7 +156,7 @@ async fn claim_relay_transfer_release_and_close() {
         .expect("claim");
     assert_eq!(claimed.state.mode.status(), "agent");
     assert_eq!(ids(&claimed), ["handoff-claimed"]);
-    assert!(claimed.replies[0].text.contains("佐藤"));
+    assert!(claimed.replies()[0].text.contains("佐藤"));
     assert_eq!(
         store.handoff(&ticket).await.expect("h").map(|h| h.status),
         Some("claimed".into())
@@ -161,7 +177,8 @@ async fn claim_relay_transfer_release_and_close() {
         .expect("say");
     assert_eq!(ids(&said), ["agent-message"]);
     assert!(
-        said.replies[0].text.contains("佐藤") && said.replies[0].text.contains("番号を確認します")
+        said.replies()[0].text.contains("佐藤")
+            && said.replies()[0].text.contains("番号を確認します")
     );
 
     // Person → agent: no bot answer, a relay row for the agents' side.
@@ -175,10 +192,10 @@ async fn claim_relay_transfer_release_and_close() {
         .await
         .expect("person");
     assert!(
-        person.replies.is_empty(),
+        person.replies().is_empty(),
         "the bot does not answer on its own"
     );
-    let rows = store.pending_outbox("test", 100).await.expect("outbox");
+    let rows = pending(&store).await;
     let relay = rows
         .iter()
         .rev()
@@ -205,9 +222,9 @@ async fn claim_relay_transfer_release_and_close() {
         .expect("close attempt");
     assert_eq!(refused.state.mode.status(), "agent");
     assert!(
-        refused.agent_notes[0].contains("佐藤"),
+        refused.agent_notes()[0].contains("佐藤"),
         "{:?}",
-        refused.agent_notes
+        refused.agent_notes()
     );
 
     // Transfer to 鈴木; then 鈴木 may act.
@@ -240,7 +257,7 @@ async fn claim_relay_transfer_release_and_close() {
         .await
         .expect("release");
     assert_eq!(bad.state.mode.status(), "agent");
-    assert!(bad.agent_notes[0].contains("no-such"));
+    assert!(bad.agent_notes()[0].contains("no-such"));
 
     // Release at a named node: the bot asks that node's question.
     let released = desk
@@ -286,7 +303,7 @@ async fn close_asks_the_satisfaction_question_and_posts_the_transcript() {
         .await
         .expect("close");
     assert_eq!(closed.state.node, "csat");
-    assert!(ids(&closed).contains(&"csat-question"));
+    assert!(ids(&closed).contains(&"csat-question".to_string()));
     assert!(outbox_kinds(&store)
         .await
         .contains(&"transcript".to_string()));
@@ -302,8 +319,8 @@ async fn close_asks_the_satisfaction_question_and_posts_the_transcript() {
         .await
         .expect("late");
     assert_eq!(late.state.mode, Mode::Closed);
-    assert!(late.replies.is_empty());
-    assert_eq!(late.agent_notes.len(), 1);
+    assert!(late.replies().is_empty());
+    assert_eq!(late.agent_notes().len(), 1);
 }
 
 #[tokio::test]

@@ -61,7 +61,10 @@ async fn exhausted_checklist_queues_with_a_masked_summary() {
         .chars()
         .any(|c| ('\u{3040}'..='\u{30FF}').contains(&c)));
     // The recent messages shown to all staff before a claim: numbers masked.
-    let rows = store.pending_outbox("console", 100).await.expect("outbox");
+    let rows = store
+        .pending_outbox("console", &id, 100)
+        .await
+        .expect("outbox");
     let handoff_row = rows
         .iter()
         .find(|r| r.payload["kind"] == "handoff")

@@ -24,7 +24,7 @@ async fn open(db: &Path) -> (Desk, Arc<SqliteStore>) {
 
 fn ids(outcome: &madoguchi::desk::Outcome) -> Vec<String> {
     outcome
-        .replies
+        .replies()
         .iter()
         .map(|r| r.message_id.clone())
         .collect()
@@ -55,9 +55,9 @@ async fn reminder_survives_a_restart_and_fires_once() {
     assert_eq!(advice.state.node, "case-a-wait");
     assert_eq!(advice.state.slots["lockout"]["retry_at_local"], "16:50");
     assert!(
-        advice.replies[0].text.contains("16:50"),
+        advice.replies()[0].text.contains("16:50"),
         "{}",
-        advice.replies[0].text
+        advice.replies()[0].text
     );
     assert_eq!(
         store.next_timer_due(Some(&id)).await.expect("due"),
@@ -81,7 +81,7 @@ async fn reminder_survives_a_restart_and_fires_once() {
     let (desk, store) = open(&db).await;
     let resumed = desk.resume(&id, clock.now()).await.expect("resume");
     assert_eq!(ids(&resumed)[0], "reminder-lockout-over");
-    assert!(resumed.replies[0].text.contains("16:50"));
+    assert!(resumed.replies()[0].text.contains("16:50"));
     assert_eq!(
         resumed.state.node, "case-a-wait",
         "the pending question is asked again"
@@ -125,9 +125,9 @@ async fn service_loop_delivers_due_reminders_of_all_conversations() {
     assert_eq!(fired.len(), 1, "only the 9:00 conversation is due (12:00)");
     assert_eq!(fired[0].conversation_id, conversations[0]);
     assert!(
-        fired[0].replies[0].text.contains("12:00"),
+        fired[0].replies()[0].text.contains("12:00"),
         "{}",
-        fired[0].replies[0].text
+        fired[0].replies()[0].text
     );
     assert_eq!(fired[0].locale, "en");
 }

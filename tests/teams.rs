@@ -9,13 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use madoguchi::clock::ManualClock;
-use madoguchi::conversation::sqlite::SqliteStore;
 use madoguchi::conversation::store::Store;
-use madoguchi::desk::Desk;
 use serde_json::{json, Value};
 use support::fake_botframework::{FakeBotFramework, Posted, SigningKey, APP_ID};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use support::service::{text, Service};
 
 const PERSON_CONVERSATION: &str = "a:1person-chat";
 const AGENTS_CONVERSATION: &str = "19:agents@thread.tacv2";
@@ -23,93 +20,48 @@ const AGENT_AAD: &str = "aad-agent-1";
 
 use support::jst;
 
-struct Service {
-    url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-    store: Arc<SqliteStore>,
-    http: reqwest::Client,
+/// `serve` with Teams on the fake Bot Framework.
+async fn start(fake: &FakeBotFramework, db: &Path, clock: Arc<ManualClock>) -> Service {
+    Service::start(
+        teams_config(fake),
+        db,
+        clock,
+        &[("MADOGUCHI_TEAMS_APP_SECRET", "s3cret")],
+    )
+    .await
 }
 
-impl Service {
-    async fn start(fake: &FakeBotFramework, db: &Path, clock: Arc<ManualClock>) -> Service {
-        let mut config = support::config();
-        config.teams.app_id = APP_ID.into();
-        config.teams.tenant_id = "tenant-1".into();
-        config.teams.openid_metadata_url = fake.openid_url();
-        config.teams.token_url = fake.token_url();
-        config.teams.jwks_min_refresh_seconds = 0;
-        config.teams.agents_conversation_id = AGENTS_CONVERSATION.into();
-        config.teams.agents_service_url = fake.service_url();
-        config.teams.agents = vec![AGENT_AAD.into()];
-        config.teams.retry_base_ms = 20;
-        config.teams.max_body_bytes = 64 * 1024;
-        let store = Arc::new(SqliteStore::open(db).await.expect("sqlite"));
-        let content = madoguchi::content::load(&config).expect("content");
-        let desk = Desk::new(
-            content.flow,
-            content.catalog,
-            store.clone(),
-            config.engine_settings().expect("settings"),
-            "ja".into(),
-        )
-        .with_business_hours(config.business_hours().expect("hours"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let env =
-                |name: &str| (name == "MADOGUCHI_TEAMS_APP_SECRET").then(|| "s3cret".to_string());
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            madoguchi::serve::run_with_listener(
-                config,
-                desk,
-                clock,
-                &env,
-                Some(listener),
-                shutdown,
-            )
-            .await
-            .expect("serve");
-        });
-        Service {
-            url,
-            stop: Some(stop),
-            task,
-            store,
-            http: reqwest::Client::new(),
-        }
-    }
+fn teams_config(fake: &FakeBotFramework) -> madoguchi::config::Config {
+    let mut config = support::config();
+    config.teams.app_id = APP_ID.into();
+    config.teams.tenant_id = "tenant-1".into();
+    config.teams.openid_metadata_url = fake.openid_url();
+    config.teams.token_url = fake.token_url();
+    config.teams.jwks_min_refresh_seconds = 0;
+    config.teams.agents_conversation_id = AGENTS_CONVERSATION.into();
+    config.teams.agents_service_url = fake.service_url();
+    config.teams.agents = vec![AGENT_AAD.into()];
+    config.teams.retry_base_ms = 20;
+    config.teams.max_body_bytes = 64 * 1024;
+    config
+}
 
-    async fn stop(mut self) -> Arc<SqliteStore> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.await.expect("serve task");
-        self.store
+/// Posts to the service's Bot Framework endpoint.
+async fn post_raw(service: &Service, token: Option<&str>, body: Vec<u8>) -> u16 {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/api/messages", service.url))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
     }
+    request.send().await.expect("post").status().as_u16()
+}
 
-    async fn post_raw(&self, token: Option<&str>, body: Vec<u8>) -> u16 {
-        let mut request = self
-            .http
-            .post(format!("{}/api/messages", self.url))
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send().await.expect("post").status().as_u16()
-    }
-
-    async fn post(&self, fake: &FakeBotFramework, activity: &Value) -> u16 {
-        let token = fake.token(&fake.key(), &fake.service_url(), |_| {});
-        self.post_raw(Some(&token), activity.to_string().into_bytes())
-            .await
-    }
+/// Posts `activity` with a valid token.
+async fn post(service: &Service, fake: &FakeBotFramework, activity: &Value) -> u16 {
+    let token = fake.token(&fake.key(), &fake.service_url(), |_| {});
+    post_raw(service, Some(&token), activity.to_string().into_bytes()).await
 }
 
 fn activity(
@@ -151,16 +103,6 @@ fn person_message(fake: &FakeBotFramework, id: &str, text: &str) -> Value {
     a
 }
 
-fn text(id: &str, args: &[(&str, &str)]) -> String {
-    let config = support::config();
-    let (catalog, _) = madoguchi::i18n::Catalog::load(&config.general.locales_dir, "ja");
-    let args = args
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-        .collect();
-    catalog.expect("catalog").format("ja", id, &args)
-}
-
 fn to_person(p: &Posted) -> bool {
     p.conversation == PERSON_CONVERSATION
 }
@@ -175,7 +117,7 @@ async fn wait_person_text(fake: &FakeBotFramework, id: &str) -> Posted {
 async fn a_whole_conversation_with_handoff_in_the_agents_channel() {
     let fake = FakeBotFramework::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let service = Service::start(
+    let service = start(
         &fake,
         &dir.path().join("teams.db"),
         Arc::new(ManualClock::new(jst(10, 0))),
@@ -192,7 +134,7 @@ async fn a_whole_conversation_with_handoff_in_the_agents_channel() {
         person(),
     );
     added["membersAdded"] = json!([{"id": format!("28:{APP_ID}")}]);
-    assert_eq!(service.post(&fake, &added).await, 200);
+    assert_eq!(post(&service, &fake, &added).await, 200);
     wait_person_text(&fake, "greeting").await;
     let question = wait_person_text(&fake, "start-question").await;
     let actions = question.body["suggestedActions"]["actions"]
@@ -206,30 +148,28 @@ async fn a_whole_conversation_with_handoff_in_the_agents_channel() {
     // Pressing a suggested action sends its label back as text.
     let label = actions[2]["value"].as_str().expect("label").to_string();
     assert_eq!(
-        service
-            .post(&fake, &person_message(&fake, "act-2", &label))
-            .await,
+        post(&service, &fake, &person_message(&fake, "act-2", &label)).await,
         200
     );
     wait_person_text(&fake, "case-c-question").await;
     assert_eq!(
-        service
-            .post(
-                &fake,
-                &person_message(&fake, "act-3", "いいえ、乗り換えていません")
-            )
-            .await,
+        post(
+            &service,
+            &fake,
+            &person_message(&fake, "act-3", "いいえ、乗り換えていません")
+        )
+        .await,
         200
     );
     wait_person_text(&fake, "case-d-ask-number").await;
     // A full-width number with ー.
     assert_eq!(
-        service
-            .post(
-                &fake,
-                &person_message(&fake, "act-4", "０９０ー１２３４ー５６７８")
-            )
-            .await,
+        post(
+            &service,
+            &fake,
+            &person_message(&fake, "act-4", "０９０ー１２３４ー５６７８")
+        )
+        .await,
         200
     );
     fake.wait_for("analysis", |p| {
@@ -239,12 +179,12 @@ async fn a_whole_conversation_with_handoff_in_the_agents_channel() {
 
     // To a person: a card with the summary and a Claim button in the agents' channel.
     assert_eq!(
-        service
-            .post(
-                &fake,
-                &person_message(&fake, "act-5", "担当者と話したいです")
-            )
-            .await,
+        post(
+            &service,
+            &fake,
+            &person_message(&fake, "act-5", "担当者と話したいです")
+        )
+        .await,
         200
     );
     wait_person_text(&fake, "handoff-queued").await;
@@ -277,7 +217,7 @@ async fn a_whole_conversation_with_handoff_in_the_agents_channel() {
         json!({"id": "29:x", "name": "X", "aadObjectId": "aad-stranger"}),
     );
     stranger_press["value"] = claim.clone();
-    assert_eq!(service.post(&fake, &stranger_press).await, 200);
+    assert_eq!(post(&service, &fake, &stranger_press).await, 200);
     let refusal = text("teams-agent-only", &[]);
     fake.wait_for("refusal", move |p| {
         p.conversation.starts_with(AGENTS_CONVERSATION) && p.text() == refusal
@@ -288,22 +228,25 @@ async fn a_whole_conversation_with_handoff_in_the_agents_channel() {
     let agent = json!({"id": "29:agent", "name": "佐藤", "aadObjectId": AGENT_AAD});
     let mut press = activity(&fake, "act-7", "message", &thread, "channel", agent.clone());
     press["value"] = claim;
-    assert_eq!(service.post(&fake, &press).await, 200);
+    assert_eq!(post(&service, &fake, &press).await, 200);
     fake.wait_for("claimed", |p| to_person(p) && p.text().contains("佐藤"))
         .await;
 
     // Agent → person; person → the card's thread.
     let mut said = activity(&fake, "act-8", "message", &thread, "channel", agent.clone());
     said["text"] = json!("<at>madoguchi</at> 先頭の0を外してください");
-    assert_eq!(service.post(&fake, &said).await, 200);
+    assert_eq!(post(&service, &fake, &said).await, 200);
     fake.wait_for("agent message", |p| {
         to_person(p) && p.text().contains("先頭の0を外してください") && p.text().contains("佐藤")
     })
     .await;
     assert_eq!(
-        service
-            .post(&fake, &person_message(&fake, "act-9", "やってみます"))
-            .await,
+        post(
+            &service,
+            &fake,
+            &person_message(&fake, "act-9", "やってみます")
+        )
+        .await,
         200
     );
     let thread_copy = thread.clone();
@@ -322,18 +265,18 @@ async fn a_whole_conversation_with_handoff_in_the_agents_channel() {
         agent.clone(),
     );
     release["text"] = json!("release case-e-check");
-    assert_eq!(service.post(&fake, &release).await, 200);
+    assert_eq!(post(&service, &fake, &release).await, 200);
     wait_person_text(&fake, "handoff-released").await;
     wait_person_text(&fake, "case-e-question").await;
 
     // Again to a person, claim, close: the satisfaction question.
     assert_eq!(
-        service
-            .post(
-                &fake,
-                &person_message(&fake, "act-11", "やっぱり担当者と話したい")
-            )
-            .await,
+        post(
+            &service,
+            &fake,
+            &person_message(&fake, "act-11", "やっぱり担当者と話したい")
+        )
+        .await,
         200
     );
     let cards = fake
@@ -351,7 +294,7 @@ async fn a_whole_conversation_with_handoff_in_the_agents_channel() {
         agent.clone(),
     );
     claim2["value"] = second[0]["data"].clone();
-    assert_eq!(service.post(&fake, &claim2).await, 200);
+    assert_eq!(post(&service, &fake, &claim2).await, 200);
     let mut close = activity(
         &fake,
         "act-13",
@@ -361,7 +304,7 @@ async fn a_whole_conversation_with_handoff_in_the_agents_channel() {
         agent,
     );
     close["value"] = second[1]["data"].clone();
-    assert_eq!(service.post(&fake, &close).await, 200);
+    assert_eq!(post(&service, &fake, &close).await, 200);
     let csat = wait_person_text(&fake, "csat-question").await;
     assert_eq!(
         csat.body["suggestedActions"]["actions"]
@@ -370,19 +313,19 @@ async fn a_whole_conversation_with_handoff_in_the_agents_channel() {
         Some(2)
     );
     let store = service.stop().await;
-    let (conversation, _) = store
+    let conversation = store
         .find_by_address("teams", PERSON_CONVERSATION)
         .await
         .expect("find")
         .expect("conv");
-    assert_eq!(conversation.state.node, "csat");
+    assert_eq!(conversation.state["node"], "csat");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cards_in_group_chats_and_choices_by_value() {
     let fake = FakeBotFramework::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let service = Service::start(
+    let service = start(
         &fake,
         &dir.path().join("teams.db"),
         Arc::new(ManualClock::new(jst(10, 0))),
@@ -399,7 +342,7 @@ async fn cards_in_group_chats_and_choices_by_value() {
     );
     english["locale"] = json!("en-US");
     english["membersAdded"] = json!([{"id": format!("28:{APP_ID}")}]);
-    assert_eq!(service.post(&fake, &english).await, 200);
+    assert_eq!(post(&service, &fake, &english).await, 200);
     fake.wait_for("English greeting", |p| {
         p.conversation == "a:english-chat"
             && p.text().contains("MFA")
@@ -412,7 +355,7 @@ async fn cards_in_group_chats_and_choices_by_value() {
     let group = "19:group@thread.v2";
     let mut first = activity(&fake, "g-1", "message", group, "groupChat", person());
     first["text"] = json!("<at>madoguchi</at> MNPで携帯会社を変えました");
-    assert_eq!(service.post(&fake, &first).await, 200);
+    assert_eq!(post(&service, &fake, &first).await, 200);
     let expected = text("case-c-question", &[]);
     let card = fake
         .wait_for("card", move |p| {
@@ -426,7 +369,7 @@ async fn cards_in_group_chats_and_choices_by_value() {
     let mut press = activity(&fake, "g-2", "message", group, "groupChat", person());
     press["text"] = json!("");
     press["value"] = actions[1]["data"].clone();
-    assert_eq!(service.post(&fake, &press).await, 200);
+    assert_eq!(post(&service, &fake, &press).await, 200);
     let expected = text("case-d-ask-number", &[]);
     fake.wait_for("next question", move |p| {
         p.conversation == group && p.text() == expected
@@ -439,7 +382,7 @@ async fn cards_in_group_chats_and_choices_by_value() {
 async fn every_broken_token_is_refused_and_touches_nothing() {
     let fake = FakeBotFramework::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let service = Service::start(
+    let service = start(
         &fake,
         &dir.path().join("teams.db"),
         Arc::new(ManualClock::new(jst(10, 0))),
@@ -491,14 +434,12 @@ async fn every_broken_token_is_refused_and_touches_nothing() {
     foreign["conversation"]["tenantId"] = json!("tenant-other");
     let valid = fake.token(&key, &url, |_| {});
     assert_eq!(
-        service
-            .post_raw(Some(&valid), foreign.to_string().into_bytes())
-            .await,
+        post_raw(&service, Some(&valid), foreign.to_string().into_bytes()).await,
         401,
         "other tenant"
     );
     for (name, token) in &cases {
-        let status = service.post_raw(token.as_deref(), body.clone()).await;
+        let status = post_raw(&service, token.as_deref(), body.clone()).await;
         assert_eq!(status, 401, "{name}");
     }
     assert!(
@@ -506,7 +447,7 @@ async fn every_broken_token_is_refused_and_touches_nothing() {
         "nothing sent for refused requests"
     );
     assert!(service
-        .store
+        .store()
         .find_by_address("teams", PERSON_CONVERSATION)
         .await
         .expect("find")
@@ -517,7 +458,7 @@ async fn every_broken_token_is_refused_and_touches_nothing() {
     let rotated = SigningKey::generate("key-2");
     fake.add_key(rotated.clone());
     let token = fake.token(&rotated, &url, |_| {});
-    assert_eq!(service.post_raw(Some(&token), body.clone()).await, 200);
+    assert_eq!(post_raw(&service, Some(&token), body.clone()).await, 200);
     wait_person_text(&fake, "case-c-question").await;
     service.stop().await;
 }
@@ -526,7 +467,7 @@ async fn every_broken_token_is_refused_and_touches_nothing() {
 async fn oversized_and_malformed_bodies_are_refused_before_anything() {
     let fake = FakeBotFramework::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let service = Service::start(
+    let service = start(
         &fake,
         &dir.path().join("teams.db"),
         Arc::new(ManualClock::new(jst(10, 0))),
@@ -536,28 +477,29 @@ async fn oversized_and_malformed_bodies_are_refused_before_anything() {
     let mut huge = person_message(&fake, "big-1", "x");
     huge["text"] = json!("あ".repeat(100_000));
     assert_eq!(
-        service
-            .post_raw(Some(&token), huge.to_string().into_bytes())
-            .await,
+        post_raw(&service, Some(&token), huge.to_string().into_bytes()).await,
         413
     );
     assert_eq!(
-        service.post_raw(Some(&token), b"{not json".to_vec()).await,
+        post_raw(&service, Some(&token), b"{not json".to_vec()).await,
         400
     );
     assert_eq!(
-        service.post_raw(Some(&token), b"[1,2,3]".to_vec()).await,
+        post_raw(&service, Some(&token), b"[1,2,3]".to_vec()).await,
         400
     );
     assert_eq!(
-        service
-            .post_raw(Some(&token), br#"{"type":"message","text":"hi"}"#.to_vec())
-            .await,
+        post_raw(
+            &service,
+            Some(&token),
+            br#"{"type":"message","text":"hi"}"#.to_vec()
+        )
+        .await,
         400
     );
     assert!(fake.posted().is_empty());
     assert!(service
-        .store
+        .store()
         .find_by_address("teams", PERSON_CONVERSATION)
         .await
         .expect("find")
@@ -569,7 +511,7 @@ async fn oversized_and_malformed_bodies_are_refused_before_anything() {
 async fn duplicates_throttling_and_one_token_for_many_replies() {
     let fake = FakeBotFramework::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let service = Service::start(
+    let service = start(
         &fake,
         &dir.path().join("teams.db"),
         Arc::new(ManualClock::new(jst(10, 0))),
@@ -577,18 +519,18 @@ async fn duplicates_throttling_and_one_token_for_many_replies() {
     .await;
     fake.throttle_next(0.05);
     let first = person_message(&fake, "dup-1", "MNPで携帯会社を変えました");
-    assert_eq!(service.post(&fake, &first).await, 200);
+    assert_eq!(post(&service, &fake, &first).await, 200);
     // The same activity again (Teams retried it).
-    assert_eq!(service.post(&fake, &first).await, 200);
+    assert_eq!(post(&service, &fake, &first).await, 200);
     wait_person_text(&fake, "case-c-question").await;
     // A sentinel proves the duplicate was handled before it.
     assert_eq!(
-        service
-            .post(
-                &fake,
-                &person_message(&fake, "dup-2", "いいえ、乗り換えていません")
-            )
-            .await,
+        post(
+            &service,
+            &fake,
+            &person_message(&fake, "dup-2", "いいえ、乗り換えていません")
+        )
+        .await,
         200
     );
     wait_person_text(&fake, "case-d-ask-number").await;
@@ -622,12 +564,12 @@ async fn duplicates_throttling_and_one_token_for_many_replies() {
         "the throttled activity was delivered exactly once"
     );
     assert_eq!(fake.token_calls(), 1, "one token for all replies");
-    let (conversation, _) = store
+    let conversation = store
         .find_by_address("teams", PERSON_CONVERSATION)
         .await
         .expect("find")
         .expect("conv");
-    assert_eq!(conversation.state.node, "case-d-number");
+    assert_eq!(conversation.state["node"], "case-d-number");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -636,16 +578,14 @@ async fn restart_then_a_reminder_due_during_downtime_is_sent_proactively() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("teams.db");
     let clock = Arc::new(ManualClock::new(jst(10, 0)));
-    let service = Service::start(&fake, &db, clock.clone()).await;
+    let service = start(&fake, &db, clock.clone()).await;
     for (id, text_in) in [
         ("r-1", "何度も試していたらロックされました"),
         ("r-2", "6回"),
         ("r-3", "たった今"),
     ] {
         assert_eq!(
-            service
-                .post(&fake, &person_message(&fake, id, text_in))
-                .await,
+            post(&service, &fake, &person_message(&fake, id, text_in)).await,
             200
         );
     }
@@ -654,7 +594,7 @@ async fn restart_then_a_reminder_due_during_downtime_is_sent_proactively() {
     service.stop().await;
 
     clock.set(jst(14, 0));
-    let service = Service::start(&fake, &db, clock.clone()).await;
+    let service = start(&fake, &db, clock.clone()).await;
     let reminder = text("reminder-lockout-over", &[("retry_at", "13:00")]);
     fake.wait_for("proactive reminder", move |p| {
         to_person(p) && p.text() == reminder
@@ -662,9 +602,12 @@ async fn restart_then_a_reminder_due_during_downtime_is_sent_proactively() {
     .await;
     // The conversation continues where it was.
     assert_eq!(
-        service
-            .post(&fake, &person_message(&fake, "r-4", "認証できました"))
-            .await,
+        post(
+            &service,
+            &fake,
+            &person_message(&fake, "r-4", "認証できました")
+        )
+        .await,
         200
     );
     wait_person_text(&fake, "csat-question").await;

@@ -157,3 +157,6 @@ jsonl-invalid-json = This line is not valid JSON.
 
 # valid JSON, but neither {"text": …} nor {"choice": …}
 jsonl-invalid-input = Each line must be { "{" }"text": "…"{ "}" } or { "{" }"choice": "…"{ "}" }.
+
+# Said when an input could not be handled (the store failed); nothing was lost.
+desk-try-again = Sorry, we could not handle that just now. Please wait a moment and send it again.

@@ -14,4 +14,3 @@ discord-agent-only = Only help desk agents can do that.
 discord-not-a-ticket-thread = Please use this command inside a handoff thread.
 discord-agent-ack = Done.
 discord-unknown-conversation = I could not find the conversation for this button. Please start again with /mfa.
-discord-staff-thread-name = Handoff { $ticket }

@@ -22,3 +22,7 @@ agent-note-unknown-node = There is no flow node "{ $node }". Check the node name
 agent-note-from-person = Person: { $text }
 handoff-recent-title = [Recent messages]
 handoff-transcript-title = [Transcript { $ticket }]
+handoff-thread-name = Handoff { $ticket }
+handoff-claim-button = Claim
+handoff-close-button = Close
+agent-command-needs-target = Please name the agent to transfer to (e.g. /transfer @agent, or transfer <AAD object id> name).

@@ -1,6 +1,4 @@
 # Microsoft Teams-specific text.
 
 teams-agent-only = Only help desk agents (configured accounts) can do that.
-teams-claim-button = Claim
-teams-close-button = Close
 teams-not-a-ticket = No handoff matches this post. Please act in a handoff card's thread.

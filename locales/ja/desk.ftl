@@ -157,3 +157,6 @@ jsonl-invalid-json = この行は JSON として読み取れませんでした�
 
 # JSON だが {"text": …} でも {"choice": …} でもないとき
 jsonl-invalid-input = この行は { "{" }"text": "…"{ "}" } または { "{" }"choice": "…"{ "}" } の形にしてください。
+
+# Said when an input could not be handled (the store failed); nothing was lost.
+desk-try-again = 申し訳ありません、ただいま処理できませんでした。少し時間をおいて、もう一度送ってください。

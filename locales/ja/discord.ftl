@@ -14,4 +14,3 @@ discord-agent-only = この操作はヘルプデスクの担当者だけが行�
 discord-not-a-ticket-thread = このコマンドは、引き継ぎ用のスレッドの中で使ってください。
 discord-agent-ack = 受け付けました。
 discord-unknown-conversation = このボタンの相談が見つかりませんでした。/mfa で新しく相談をはじめてください。
-discord-staff-thread-name = 引き継ぎ { $ticket }

@@ -22,3 +22,7 @@ agent-note-unknown-node = 「{ $node }」という再開位置はありません
 agent-note-from-person = ご本人: { $text }
 handoff-recent-title = 【直近のやり取り】
 handoff-transcript-title = 【相談記録 { $ticket }】
+handoff-thread-name = 引き継ぎ { $ticket }
+handoff-claim-button = 担当する
+handoff-close-button = 終了する
+agent-command-needs-target = 転送先の担当者を指定してください（例: /transfer @担当者 または transfer <AADオブジェクトID> 名前）。

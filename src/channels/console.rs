@@ -15,8 +15,10 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::clock::{Clock, ManualClock};
-use crate::desk::{Desk, DeskError, Outcome, RenderedReply};
+use crate::desk::{Desk, DeskError, Outcome};
 use crate::flow::engine::Input;
+use crate::i18n::registry;
+use crate::outbox::OutboxRow;
 
 /// Channel name stored with console conversations.
 pub const CHANNEL: &str = "console";
@@ -56,11 +58,11 @@ enum ScriptLine {
 fn parse_script_line(line: &str) -> ScriptLine {
     let invalid_json = ScriptLine::Invalid {
         code: "invalid_json",
-        message_id: "jsonl-invalid-json",
+        message_id: registry::JSONL_INVALID_JSON,
     };
     let invalid_input = ScriptLine::Invalid {
         code: "invalid_input",
-        message_id: "jsonl-invalid-input",
+        message_id: registry::JSONL_INVALID_INPUT,
     };
     let Ok(value) = serde_json::from_str::<Value>(line) else {
         return invalid_json;
@@ -94,7 +96,7 @@ fn parse_script_line(line: &str) -> ScriptLine {
 pub fn outcome_json(outcome: &Outcome) -> Value {
     let mut line = json!({
         "conversation": outcome.conversation_id,
-        "replies": outcome.replies,
+        "replies": outcome.replies(),
         "node": outcome.state.node,
         "expects": outcome.expects,
         "case": outcome.case,
@@ -149,11 +151,13 @@ where
         let next_due = if options.jsonl {
             None
         } else {
-            desk.store()
-                .next_timer_due(Some(&conversation))
-                .await
-                .ok()
-                .flatten()
+            match desk.next_timer_due(Some(&conversation)).await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the next reminder time");
+                    None
+                }
+            }
         };
         let line = match next_due {
             Some(due) => {
@@ -188,7 +192,7 @@ where
                         match &options.manual_clock {
                             Some(manual) => manual.set(at),
                             None => {
-                                view.error(out, "invalid_input", "jsonl-invalid-input")
+                                view.error(out, "invalid_input", registry::JSONL_INVALID_INPUT)
                                     .await?;
                                 continue;
                             }
@@ -211,21 +215,23 @@ where
         for earlier in &fired {
             mark_delivered(&desk, earlier, now).await;
         }
-        let mut replies: Vec<RenderedReply> = fired.into_iter().flat_map(|o| o.replies).collect();
-        replies.append(&mut outcome.replies);
-        outcome.replies = replies;
+        let mut rows: Vec<_> = fired.into_iter().flat_map(|o| o.rows).collect();
+        rows.append(&mut outcome.rows);
+        outcome.rows = rows;
         view.show(out, &outcome).await?;
         mark_delivered(&desk, &outcome, now).await;
     }
 }
 
-/// The console delivers by printing; its outbox rows are marked sent after.
+/// The console delivers by printing the outcome's rows; they are marked
+/// sent after.
 async fn mark_delivered(desk: &Desk, outcome: &Outcome, now: DateTime<Utc>) {
-    if outcome.outbox_ids.is_empty() {
+    let ids = outcome.row_ids();
+    if ids.is_empty() {
         return;
     }
-    if let Err(e) = desk.store().mark_sent(&outcome.outbox_ids, now).await {
-        tracing::warn!(error = %e, "could not mark console messages as sent");
+    if let Err(e) = desk.mark_delivered(&ids, now).await {
+        tracing::warn!(conversation = %outcome.conversation_id, error = %e, "could not mark console messages as sent");
     }
 }
 
@@ -255,7 +261,7 @@ impl<'a> View<'a> {
     }
 
     async fn hint<W: AsyncWrite + Unpin>(&self, out: &mut W) -> std::io::Result<()> {
-        let text = format!("({})\n\n", self.text("console-input-hint"));
+        let text = format!("({})\n\n", self.text(registry::CONSOLE_INPUT_HINT));
         out.write_all(text.as_bytes()).await?;
         out.flush().await
     }
@@ -273,9 +279,9 @@ impl<'a> View<'a> {
             )]);
             self.desk
                 .catalog()
-                .format(&self.locale, "console-bye", &args)
+                .format(&self.locale, registry::CONSOLE_BYE, &args)
         } else {
-            self.text("console-bye-unsaved")
+            self.text(registry::CONSOLE_BYE_UNSAVED)
         };
         out.write_all(format!("\n{text}\n").as_bytes()).await?;
         out.flush().await
@@ -304,7 +310,7 @@ impl<'a> View<'a> {
         }
         let mut text = String::new();
         let lettered = outcome.expects != "choice";
-        for reply in &outcome.replies {
+        for reply in &outcome.replies() {
             text.push_str(&format!("{}\n", reply.text.trim_end()));
             if !reply.choices.is_empty() {
                 self.shown.clear();
@@ -320,13 +326,15 @@ impl<'a> View<'a> {
             }
             text.push('\n');
         }
-        if let Some(handoff) = &outcome.handoff {
-            text.push_str(&format!(
-                "----- {} -----\n{}\n----------\n{}\n\n",
-                self.text("console-summary-title"),
-                handoff.summary,
-                self.text("console-status-queued")
-            ));
+        for (_, row) in &outcome.rows {
+            if let OutboxRow::Handoff { summary, .. } = row {
+                text.push_str(&format!(
+                    "----- {} -----\n{}\n----------\n{}\n\n",
+                    self.text(registry::CONSOLE_SUMMARY_TITLE),
+                    summary,
+                    self.text(registry::CONSOLE_STATUS_QUEUED)
+                ));
+            }
         }
         text.push_str("> ");
         out.write_all(text.as_bytes()).await?;

@@ -39,7 +39,7 @@ impl MemoryStore {
     fn lock(&self) -> StoreResult<std::sync::MutexGuard<'_, Inner>> {
         self.inner
             .lock()
-            .map_err(|_| StoreError::Database("memory store lock poisoned".into()))
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
     }
 }
 
@@ -122,6 +122,11 @@ impl Store for MemoryStore {
         for timer in commit.new_timers {
             inner.timers.insert(timer.id.clone(), (timer, false));
         }
+        if let Some(reference) = commit.reference {
+            inner
+                .references
+                .insert((reference.channel, reference.address), reference.reference);
+        }
         if let Some(handoff) = commit.open_handoff {
             inner.handoffs.push(handoff);
         }
@@ -167,15 +172,55 @@ impl Store for MemoryStore {
             .min())
     }
 
-    async fn pending_outbox(&self, channel: &str, limit: i64) -> StoreResult<Vec<OutboxMessage>> {
+    async fn pending_conversations(&self, channel: &str, limit: i64) -> StoreResult<Vec<String>> {
+        let inner = self.lock()?;
+        let mut conversations: Vec<String> = Vec::new();
+        for (m, sent) in &inner.outbox {
+            if !sent && m.channel == channel && !conversations.contains(&m.conversation_id) {
+                conversations.push(m.conversation_id.clone());
+            }
+        }
+        conversations.truncate(limit.max(0) as usize);
+        Ok(conversations)
+    }
+
+    async fn pending_outbox(
+        &self,
+        channel: &str,
+        conversation: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
         let inner = self.lock()?;
         Ok(inner
             .outbox
             .iter()
-            .filter(|(m, sent)| !sent && m.channel == channel)
+            .filter(|(m, sent)| !sent && m.channel == channel && m.conversation_id == conversation)
             .take(limit.max(0) as usize)
             .map(|(m, _)| m.clone())
             .collect())
+    }
+
+    async fn enqueue(
+        &self,
+        conversation: &str,
+        channel: &str,
+        payload: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let mut inner = self.lock()?;
+        let id = inner.outbox.len() as i64 + 1;
+        inner.outbox.push((
+            OutboxMessage {
+                id,
+                conversation_id: conversation.to_string(),
+                channel: channel.to_string(),
+                payload,
+                created_at: at,
+                attempts: 0,
+            },
+            false,
+        ));
+        Ok(id)
     }
 
     async fn mark_sent(&self, ids: &[i64], _at: DateTime<Utc>) -> StoreResult<()> {
@@ -227,18 +272,11 @@ impl Store for MemoryStore {
             .count() as i64)
     }
 
-    async fn set_address(&self, conversation: &str, address: &str) -> StoreResult<()> {
-        self.lock()?
-            .addresses
-            .insert(conversation.to_string(), address.to_string());
-        Ok(())
-    }
-
     async fn find_by_address(
         &self,
         channel: &str,
         address: &str,
-    ) -> StoreResult<Option<(ConversationRecord, String)>> {
+    ) -> StoreResult<Option<ConversationRecord>> {
         let inner = self.lock()?;
         Ok(inner
             .conversations
@@ -246,7 +284,7 @@ impl Store for MemoryStore {
             .filter(|c| c.channel == channel)
             .filter(|c| inner.addresses.get(&c.id).is_some_and(|a| a == address))
             .max_by_key(|c| c.updated_at)
-            .map(|c| (c.clone(), address.to_string())))
+            .cloned())
     }
 
     async fn address_of(&self, conversation: &str) -> StoreResult<Option<String>> {
@@ -275,25 +313,16 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    async fn set_reference(
-        &self,
-        channel: &str,
-        address: &str,
-        reference: &str,
-    ) -> StoreResult<()> {
-        self.lock()?.references.insert(
-            (channel.to_string(), address.to_string()),
-            reference.to_string(),
-        );
-        Ok(())
-    }
-
     async fn reference(&self, channel: &str, address: &str) -> StoreResult<Option<String>> {
         Ok(self
             .lock()?
             .references
             .get(&(channel.to_string(), address.to_string()))
             .cloned())
+    }
+
+    async fn failed_reason(&self, id: i64) -> StoreResult<Option<String>> {
+        Ok(self.lock()?.failed.get(&id).cloned())
     }
 
     async fn mark_failed(&self, id: i64, reason: &str, _at: DateTime<Utc>) -> StoreResult<()> {

@@ -1,7 +1,6 @@
-//! Conversations: the engine's state, the transcript, and where both are
+//! Conversations: the transcript, the outbox, and where both are
 //! stored (the [`store::Store`] trait with in-memory and SQLite backends).
 
 pub mod memory;
 pub mod sqlite;
-pub mod state;
 pub mod store;

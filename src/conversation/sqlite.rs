@@ -3,7 +3,10 @@
 //!
 //! The pool has a single connection: SQLite serialises writers anyway, and
 //! one connection avoids "database is locked" upgrades between deferred
-//! transactions. Each commit is one `BEGIN IMMEDIATE … COMMIT`.
+//! transactions. Each commit is one `BEGIN IMMEDIATE … COMMIT` through
+//! sqlx's `begin_with`, so a commit future dropped half-way (a client that
+//! disconnects) rolls back instead of leaving the only connection inside an
+//! open transaction.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -14,15 +17,15 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::state::State;
 use super::store::*;
 
 pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-fn db_error(e: sqlx::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+/// Wraps a sqlx error with what the store was doing.
+fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| StoreError::database(context, e)
 }
 
 fn parse_time(text: &str) -> StoreResult<DateTime<Utc>> {
@@ -39,7 +42,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(db_error)?
+            .map_err(db("opening the database"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -50,15 +53,18 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| {
-                StoreError::Database(format!(
-                    "cannot open SQLite database {}: {e} (check the path and its folder's permissions)",
-                    path.display()
-                ))
+                StoreError::database(
+                    format!(
+                        "opening SQLite database {} (check the path and its folder's permissions)",
+                        path.display()
+                    ),
+                    e,
+                )
             })?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+            .map_err(|e| StoreError::database("applying migrations", e))?;
         Ok(SqliteStore { pool })
     }
 
@@ -69,7 +75,7 @@ impl SqliteStore {
 
     fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ConversationRecord> {
         let state_json: String = row.get("state");
-        let state: State = serde_json::from_str(&state_json)
+        let state: serde_json::Value = serde_json::from_str(&state_json)
             .map_err(|e| StoreError::Corrupt(format!("conversation state: {e}")))?;
         Ok(ConversationRecord {
             id: row.get("id"),
@@ -92,7 +98,7 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(db_error)?;
+            .map_err(db("loading a conversation"))?;
         row.as_ref().map(Self::record_from_row).transpose()
     }
 
@@ -108,25 +114,21 @@ impl Store for SqliteStore {
         .bind(user_key)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_error)?;
+        .map_err(db("latest for user"))?;
         row.as_ref().map(Self::record_from_row).transpose()
     }
 
     async fn commit(&self, commit: Commit) -> StoreResult<CommitOutcome> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *conn)
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(db_error)?;
-        let result = write_commit(&mut conn, commit).await;
-        let end = match &result {
-            Ok(CommitOutcome::Committed { .. }) => "COMMIT",
-            _ => "ROLLBACK",
-        };
-        sqlx::query(end)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .map_err(db("beginning a commit"))?;
+        let result = write_commit(&mut tx, commit).await;
+        match &result {
+            Ok(CommitOutcome::Committed { .. }) => tx.commit().await.map_err(db("committing"))?,
+            _ => tx.rollback().await.map_err(db("rolling back"))?,
+        }
         result
     }
 
@@ -144,7 +146,7 @@ impl Store for SqliteStore {
         .bind(conversation)
         .fetch_all(&self.pool)
         .await
-        .map_err(db_error)?;
+        .map_err(db("due timers"))?;
         rows.iter().map(timer_from_row).collect()
     }
 
@@ -160,19 +162,38 @@ impl Store for SqliteStore {
         .bind(conversation)
         .fetch_one(&self.pool)
         .await
-        .map_err(db_error)?;
+        .map_err(db("next timer due"))?;
         due.as_deref().map(parse_time).transpose()
     }
 
-    async fn pending_outbox(&self, channel: &str, limit: i64) -> StoreResult<Vec<OutboxMessage>> {
-        let rows = sqlx::query(
-            "SELECT * FROM outbox WHERE channel = ? AND sent_at IS NULL ORDER BY id LIMIT ?",
+    async fn pending_conversations(&self, channel: &str, limit: i64) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT conversation_id FROM outbox WHERE channel = ? AND sent_at IS NULL
+             GROUP BY conversation_id ORDER BY MIN(id) LIMIT ?",
         )
         .bind(channel)
         .bind(limit)
         .fetch_all(&self.pool)
         .await
-        .map_err(db_error)?;
+        .map_err(db("listing conversations with pending messages"))
+    }
+
+    async fn pending_outbox(
+        &self,
+        channel: &str,
+        conversation: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        let rows = sqlx::query(
+            "SELECT * FROM outbox WHERE channel = ? AND conversation_id = ? AND sent_at IS NULL
+             ORDER BY id LIMIT ?",
+        )
+        .bind(channel)
+        .bind(conversation)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading pending messages"))?;
         rows.iter()
             .map(|row| {
                 let payload: String = row.get("payload");
@@ -180,8 +201,10 @@ impl Store for SqliteStore {
                     id: row.get("id"),
                     conversation_id: row.get("conversation_id"),
                     channel: row.get("channel"),
-                    payload: serde_json::from_str(&payload)
-                        .map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?,
+                    // A payload that is not JSON is delivered as `null` and
+                    // refused by the sender (marked failed), never blocking
+                    // the rows behind it.
+                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
                     created_at: parse_time(row.get("created_at"))?,
                     attempts: row.get("attempts"),
                 })
@@ -189,15 +212,40 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn enqueue(
+        &self,
+        conversation: &str,
+        channel: &str,
+        payload: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO outbox (conversation_id, channel, payload, created_at) VALUES (?, ?, ?, ?)
+             RETURNING id",
+        )
+        .bind(conversation)
+        .bind(channel)
+        .bind(payload.to_string())
+        .bind(time(at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("adding a message to the outbox"))
+    }
+
     async fn mark_sent(&self, ids: &[i64], at: DateTime<Utc>) -> StoreResult<()> {
-        for id in ids {
-            sqlx::query("UPDATE outbox SET sent_at = ? WHERE id = ?")
-                .bind(time(at))
-                .bind(id)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+        if ids.is_empty() {
+            return Ok(());
         }
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let sql = format!("UPDATE outbox SET sent_at = ? WHERE id IN ({placeholders})");
+        let mut query = sqlx::query(&sql).bind(time(at));
+        for id in ids {
+            query = query.bind(id);
+        }
+        query
+            .execute(&self.pool)
+            .await
+            .map_err(db("marking messages sent"))?;
         Ok(())
     }
 
@@ -206,7 +254,7 @@ impl Store for SqliteStore {
             .bind(conversation)
             .fetch_all(&self.pool)
             .await
-            .map_err(db_error)?;
+            .map_err(db("reading a transcript"))?;
         rows.iter()
             .map(|row| {
                 Ok(TranscriptEntry {
@@ -226,7 +274,7 @@ impl Store for SqliteStore {
                 .bind(conversation)
                 .fetch_all(&self.pool)
                 .await
-                .map_err(db_error)?;
+                .map_err(db("reading handoff tickets"))?;
         rows.iter().map(handoff_from_row).collect()
     }
 
@@ -235,7 +283,7 @@ impl Store for SqliteStore {
             .bind(ticket)
             .fetch_optional(&self.pool)
             .await
-            .map_err(db_error)?;
+            .map_err(db("reading a handoff ticket"))?;
         row.as_ref().map(handoff_from_row).transpose()
     }
 
@@ -243,7 +291,7 @@ impl Store for SqliteStore {
         sqlx::query_scalar("SELECT COUNT(*) FROM handoffs WHERE status = 'queued'")
             .fetch_one(&self.pool)
             .await
-            .map_err(db_error)
+            .map_err(db("queue length"))
     }
 
     async fn queue_position(&self, ticket: &str) -> StoreResult<i64> {
@@ -254,24 +302,14 @@ impl Store for SqliteStore {
         .bind(ticket)
         .fetch_one(&self.pool)
         .await
-        .map_err(db_error)
-    }
-
-    async fn set_address(&self, conversation: &str, address: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE conversations SET address = ? WHERE id = ?")
-            .bind(address)
-            .bind(conversation)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        .map_err(db("queue position"))
     }
 
     async fn find_by_address(
         &self,
         channel: &str,
         address: &str,
-    ) -> StoreResult<Option<(ConversationRecord, String)>> {
+    ) -> StoreResult<Option<ConversationRecord>> {
         let row = sqlx::query(
             "SELECT * FROM conversations WHERE channel = ? AND address = ? ORDER BY updated_at DESC LIMIT 1",
         )
@@ -279,10 +317,8 @@ impl Store for SqliteStore {
         .bind(address)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_error)?;
-        row.as_ref()
-            .map(|r| Self::record_from_row(r).map(|c| (c, address.to_string())))
-            .transpose()
+        .map_err(db("find by address"))?;
+        row.as_ref().map(Self::record_from_row).transpose()
     }
 
     async fn address_of(&self, conversation: &str) -> StoreResult<Option<String>> {
@@ -291,7 +327,7 @@ impl Store for SqliteStore {
                 .bind(conversation)
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(db_error)?;
+                .map_err(db("address of"))?;
         Ok(address.flatten())
     }
 
@@ -301,7 +337,7 @@ impl Store for SqliteStore {
             .bind(ticket)
             .execute(&self.pool)
             .await
-            .map_err(db_error)?;
+            .map_err(db("set handoff address"))?;
         Ok(())
     }
 
@@ -312,28 +348,8 @@ impl Store for SqliteStore {
         .bind(address)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_error)?;
+        .map_err(db("find handoff by address"))?;
         row.as_ref().map(handoff_from_row).transpose()
-    }
-
-    async fn set_reference(
-        &self,
-        channel: &str,
-        address: &str,
-        reference: &str,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO channel_references (channel, address, reference, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (channel, address) DO UPDATE SET reference = excluded.reference, updated_at = excluded.updated_at",
-        )
-        .bind(channel)
-        .bind(address)
-        .bind(reference)
-        .bind(time(Utc::now()))
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(())
     }
 
     async fn reference(&self, channel: &str, address: &str) -> StoreResult<Option<String>> {
@@ -344,7 +360,17 @@ impl Store for SqliteStore {
         .bind(address)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_error)
+        .map_err(db("reading a conversation reference"))
+    }
+
+    async fn failed_reason(&self, id: i64) -> StoreResult<Option<String>> {
+        let reason: Option<Option<String>> =
+            sqlx::query_scalar("SELECT failed_reason FROM outbox WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db("reading why a message failed"))?;
+        Ok(reason.flatten())
     }
 
     async fn mark_failed(&self, id: i64, reason: &str, at: DateTime<Utc>) -> StoreResult<()> {
@@ -354,7 +380,7 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&self.pool)
             .await
-            .map_err(db_error)?;
+            .map_err(db("mark failed"))?;
         Ok(())
     }
 }
@@ -399,13 +425,12 @@ async fn write_commit(
         .bind(&now)
         .execute(&mut *conn)
         .await
-        .map_err(db_error)?;
+        .map_err(db("writing a commit"))?;
         if inserted.rows_affected() == 0 {
             return Ok(CommitOutcome::Duplicate);
         }
     }
-    let state = serde_json::to_string(&record.state)
-        .map_err(|e| StoreError::Corrupt(format!("cannot serialise state: {e}")))?;
+    let state = record.state.to_string();
     let version = match commit.expected_version {
         None => {
             let inserted = sqlx::query(
@@ -422,7 +447,7 @@ async fn write_commit(
             .bind(&record.address)
             .execute(&mut *conn)
             .await
-            .map_err(db_error)?;
+            .map_err(db("writing a commit"))?;
             if inserted.rows_affected() == 0 {
                 return Ok(CommitOutcome::Conflict);
             }
@@ -440,7 +465,7 @@ async fn write_commit(
             .bind(expected)
             .execute(&mut *conn)
             .await
-            .map_err(db_error)?;
+            .map_err(db("writing a commit"))?;
             if updated.rows_affected() == 0 {
                 return Ok(CommitOutcome::Conflict);
             }
@@ -460,7 +485,7 @@ async fn write_commit(
         .bind(&line.text)
         .execute(&mut *conn)
         .await
-        .map_err(db_error)?;
+        .map_err(db("writing a commit"))?;
     }
     let mut outbox_ids = Vec::new();
     for (channel, payload) in &commit.outbox {
@@ -474,7 +499,7 @@ async fn write_commit(
         .bind(&now)
         .fetch_one(&mut *conn)
         .await
-        .map_err(db_error)?;
+        .map_err(db("writing a commit"))?;
         outbox_ids.push(id);
     }
     for kind in &commit.cancel_timer_kinds {
@@ -487,7 +512,7 @@ async fn write_commit(
         .bind(kind)
         .execute(&mut *conn)
         .await
-        .map_err(db_error)?;
+        .map_err(db("writing a commit"))?;
     }
     if let Some(fired) = &commit.fired_timer {
         sqlx::query("UPDATE timers SET fired_at = ? WHERE id = ?")
@@ -495,7 +520,7 @@ async fn write_commit(
             .bind(fired)
             .execute(&mut *conn)
             .await
-            .map_err(db_error)?;
+            .map_err(db("writing a commit"))?;
     }
     for timer in &commit.new_timers {
         sqlx::query(
@@ -508,7 +533,20 @@ async fn write_commit(
         .bind(timer.payload.to_string())
         .execute(&mut *conn)
         .await
-        .map_err(db_error)?;
+        .map_err(db("writing a commit"))?;
+    }
+    if let Some(reference) = &commit.reference {
+        sqlx::query(
+            "INSERT INTO channel_references (channel, address, reference, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (channel, address) DO UPDATE SET reference = excluded.reference, updated_at = excluded.updated_at",
+        )
+        .bind(&reference.channel)
+        .bind(&reference.address)
+        .bind(&reference.reference)
+        .bind(&now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("saving a conversation reference"))?;
     }
     if let Some(handoff) = &commit.open_handoff {
         sqlx::query(
@@ -524,7 +562,7 @@ async fn write_commit(
         .bind(&now)
         .execute(&mut *conn)
         .await
-        .map_err(db_error)?;
+        .map_err(db("writing a commit"))?;
     }
     if let Some((ticket, status)) = &commit.handoff_status {
         sqlx::query("UPDATE handoffs SET status = ?, updated_at = ? WHERE ticket = ?")
@@ -533,7 +571,7 @@ async fn write_commit(
             .bind(ticket)
             .execute(&mut *conn)
             .await
-            .map_err(db_error)?;
+            .map_err(db("writing a commit"))?;
     }
     Ok(CommitOutcome::Committed {
         version,

@@ -7,13 +7,15 @@
 //! The trait is async and object-safe so the desk holds an
 //! `Arc<dyn Store>` chosen at run time: memory for unit tests, SQLite by
 //! default, PostgreSQL later for several instances.
+//!
+//! The store knows nothing of flows: the engine's state is kept as the JSON
+//! the desk gives it, and outbox rows as the JSON of the typed rows the desk
+//! writes ([`crate::outbox::OutboxRow`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use super::state::State;
 
 /// A stored conversation.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,13 +26,13 @@ pub struct ConversationRecord {
     /// The person's id on that channel.
     pub user_key: String,
     pub locale: String,
-    pub state: State,
+    /// The engine's state, serialised ([`crate::flow::state::State`]).
+    pub state: Value,
     /// Incremented by every commit; a commit names the version it read.
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Where the person is reached on the channel (set on creation; later
-    /// changes go through [`Store::set_address`]).
+    /// Where the person is reached on the channel (set on creation).
     pub address: Option<String>,
 }
 
@@ -128,6 +130,9 @@ pub struct Commit {
     pub new_timers: Vec<TimerRow>,
     /// A timer this input consumed.
     pub fired_timer: Option<String>,
+    /// How to reach the person's address later (a Teams conversation
+    /// reference), saved with the input that brought it.
+    pub reference: Option<ChannelReference>,
     pub open_handoff: Option<HandoffRecord>,
     /// (ticket, new status) of a handoff to update.
     pub handoff_status: Option<(String, String)>,
@@ -144,10 +149,19 @@ impl Commit {
             cancel_timer_kinds: Vec::new(),
             new_timers: Vec::new(),
             fired_timer: None,
+            reference: None,
             open_handoff: None,
             handoff_status: None,
         }
     }
+}
+
+/// How a channel reaches an address proactively (opaque to the store).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelReference {
+    pub channel: String,
+    pub address: String,
+    pub reference: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -161,12 +175,33 @@ pub enum CommitOutcome {
     Conflict,
 }
 
+/// A store failure. The database's own error is kept as the source, so the
+/// operator's log shows the whole chain.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(String),
+    #[error("database error while {context}")]
+    Database {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// A database error while doing `context` ("loading a conversation").
+    pub fn database(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StoreError {
+        StoreError::Database {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -198,8 +233,27 @@ pub trait Store: Send + Sync {
         conversation: Option<&str>,
     ) -> StoreResult<Option<DateTime<Utc>>>;
 
-    /// Unsent outbox rows of a channel, in id order.
-    async fn pending_outbox(&self, channel: &str, limit: i64) -> StoreResult<Vec<OutboxMessage>>;
+    /// Conversations with unsent outbox rows on `channel`, the one waiting
+    /// longest first.
+    async fn pending_conversations(&self, channel: &str, limit: i64) -> StoreResult<Vec<String>>;
+
+    /// Unsent outbox rows of one conversation on `channel`, in id order.
+    async fn pending_outbox(
+        &self,
+        channel: &str,
+        conversation: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+
+    /// Adds one outbox row outside any input (a note to the agents' channel
+    /// that belongs to no conversation yet); returns its id.
+    async fn enqueue(
+        &self,
+        conversation: &str,
+        channel: &str,
+        payload: Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<i64>;
 
     async fn mark_sent(&self, ids: &[i64], at: DateTime<Utc>) -> StoreResult<()>;
 
@@ -216,15 +270,12 @@ pub trait Store: Send + Sync {
     /// no later than `ticket`.
     async fn queue_position(&self, ticket: &str) -> StoreResult<i64>;
 
-    /// Records where the person is reached on the conversation's channel.
-    async fn set_address(&self, conversation: &str, address: &str) -> StoreResult<()>;
-
     /// The conversation reached at `address` on `channel`, most recent first.
     async fn find_by_address(
         &self,
         channel: &str,
         address: &str,
-    ) -> StoreResult<Option<(ConversationRecord, String)>>;
+    ) -> StoreResult<Option<ConversationRecord>>;
 
     /// Where the person of `conversation` is reached.
     async fn address_of(&self, conversation: &str) -> StoreResult<Option<String>>;
@@ -233,12 +284,11 @@ pub trait Store: Send + Sync {
 
     async fn find_handoff_by_address(&self, address: &str) -> StoreResult<Option<HandoffRecord>>;
 
-    /// Stores how to reach `address` on `channel` later (a Teams
-    /// conversation reference, as JSON).
-    async fn set_reference(&self, channel: &str, address: &str, reference: &str)
-        -> StoreResult<()>;
-
+    /// How to reach `address` on `channel` (saved by a commit).
     async fn reference(&self, channel: &str, address: &str) -> StoreResult<Option<String>>;
+
+    /// Why an outbox row was given up, if it was.
+    async fn failed_reason(&self, id: i64) -> StoreResult<Option<String>>;
 
     /// Gives up on an outbox row (marks it done, with the reason).
     async fn mark_failed(&self, id: i64, reason: &str, at: DateTime<Utc>) -> StoreResult<()>;

@@ -10,23 +10,7 @@ use std::path::Path;
 use super::condition;
 use super::model::{message_uses, Flow, NodeKind};
 use crate::diagnose::validators;
-use crate::handoff::summary::SUMMARY_MESSAGES;
 use crate::i18n::Catalog;
-
-/// Messages the program itself uses outside any flow: (id, variables).
-pub const PROGRAM_MESSAGES: &[(&str, &[&str])] = &[
-    ("console-input-hint", &[]),
-    ("console-summary-title", &[]),
-    ("console-bye", &["conversation"]),
-    ("console-bye-unsaved", &[]),
-    ("console-status-queued", &[]),
-    ("jsonl-invalid-json", &[]),
-    ("jsonl-invalid-input", &[]),
-    ("handoff-queue-position", &["position"]),
-    ("handoff-after-hours", &["opens_at"]),
-    ("handoff-recent-title", &[]),
-    ("handoff-transcript-title", &["ticket"]),
-];
 
 /// Actions a `say` node may name.
 pub const ACTIONS: &[&str] = &["lockout_advice"];
@@ -250,29 +234,9 @@ pub fn check_messages(flows: &[Flow], catalog: &Catalog, locales_dir: &Path) -> 
         .iter()
         .map(|(name, id, vars)| (*id, *vars, format!("validator \"{name}\"")))
         .chain(
-            SUMMARY_MESSAGES
+            crate::i18n::registry::ALL
                 .iter()
-                .map(|(id, vars)| (*id, *vars, "agent summary".to_string())),
-        )
-        .chain(
-            PROGRAM_MESSAGES
-                .iter()
-                .map(|(id, vars)| (*id, *vars, "program".to_string())),
-        )
-        .chain(
-            crate::flow::engine::AGENT_MESSAGES
-                .iter()
-                .map(|(id, vars)| (*id, *vars, "agent handoff".to_string())),
-        )
-        .chain(
-            crate::channels::discord::DISCORD_MESSAGES
-                .iter()
-                .map(|(id, vars)| (*id, *vars, "Discord channel".to_string())),
-        )
-        .chain(
-            crate::channels::teams::inbound::TEAMS_MESSAGES
-                .iter()
-                .map(|(id, vars)| (*id, *vars, "Teams channel".to_string())),
+                .map(|m| (m.id, m.variables, m.used_by.to_string())),
         );
     for (id, vars, place) in program {
         required.push((

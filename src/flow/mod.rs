@@ -6,3 +6,4 @@ pub mod compiled;
 pub mod condition;
 pub mod engine;
 pub mod model;
+pub mod state;

@@ -3,6 +3,7 @@
 //! claim / relay / release / transfer / close transitions. Channels only
 //! decide who may act (a Discord role, a Teams group) and carry messages.
 
+pub mod commands;
 pub mod hours;
 pub mod summary;
 pub mod transcript;

@@ -10,21 +10,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::conversation::state::State;
 use crate::flow::engine::{HandoffReason, Reply};
-
-/// Message ids the summary uses (for `madoguchi check`), with variables.
-pub const SUMMARY_MESSAGES: &[(&str, &[&str])] = &[
-    ("summary-header", &["ticket", "reason"]),
-    ("summary-finding", &["case", "verdict", "answer"]),
-    ("summary-no-findings", &[]),
-    ("summary-answer-auto", &[]),
-    ("summary-phone", &["masked", "line_type"]),
-    ("summary-phone-problem", &["problem"]),
-    ("summary-attempts", &["attempts"]),
-    ("summary-lockout", &["last_attempt", "retry_at"]),
-    ("summary-current-node", &["node"]),
-];
+use crate::flow::state::State;
+use crate::i18n::registry;
 
 /// One line of the summary: a message id, arguments, and arguments that are
 /// themselves message ids to render first (answer labels).
@@ -49,25 +37,25 @@ fn line(message_id: &str, args: BTreeMap<String, Value>) -> SummaryLine {
 /// Builds the summary of `state` for ticket `ticket`.
 pub fn build(state: &State, ticket: &str, reason: HandoffReason) -> Vec<SummaryLine> {
     let mut lines = vec![line(
-        "summary-header",
+        registry::SUMMARY_HEADER,
         BTreeMap::from([
             ("ticket".to_string(), json!(ticket)),
             ("reason".to_string(), json!(reason)),
         ]),
     )];
     if state.findings.is_empty() {
-        lines.push(line("summary-no-findings", BTreeMap::new()));
+        lines.push(line(registry::SUMMARY_NO_FINDINGS, BTreeMap::new()));
     }
     for finding in &state.findings {
         let mut summary_line = line(
-            "summary-finding",
+            registry::SUMMARY_FINDING,
             BTreeMap::from([
                 ("case".to_string(), json!(finding.case)),
                 ("verdict".to_string(), json!(finding.verdict.as_str())),
             ]),
         );
         let label = if finding.answer.starts_with("rule:") {
-            "summary-answer-auto".to_string()
+            registry::SUMMARY_ANSWER_AUTO.to_string()
         } else {
             finding.answer.clone()
         };
@@ -81,7 +69,7 @@ pub fn build(state: &State, ticket: &str, reason: HandoffReason) -> Vec<SummaryL
             .and_then(Value::as_str)
             .unwrap_or("unknown");
         lines.push(line(
-            "summary-phone",
+            registry::SUMMARY_PHONE,
             BTreeMap::from([
                 ("masked".to_string(), json!(masked)),
                 ("line_type".to_string(), json!(line_type)),
@@ -94,7 +82,7 @@ pub fn build(state: &State, ticket: &str, reason: HandoffReason) -> Vec<SummaryL
             .unwrap_or_default();
         for problem in problems {
             lines.push(line(
-                "summary-phone-problem",
+                registry::SUMMARY_PHONE_PROBLEM,
                 BTreeMap::from([("problem".to_string(), json!(problem))]),
             ));
         }
@@ -110,7 +98,7 @@ pub fn build(state: &State, ticket: &str, reason: HandoffReason) -> Vec<SummaryL
             _ => "-".to_string(),
         };
         lines.push(line(
-            "summary-attempts",
+            registry::SUMMARY_ATTEMPTS,
             BTreeMap::from([("attempts".to_string(), json!(described))]),
         ));
     }
@@ -126,7 +114,7 @@ pub fn build(state: &State, ticket: &str, reason: HandoffReason) -> Vec<SummaryL
             .and_then(Value::as_str)
             .unwrap_or("-");
         lines.push(line(
-            "summary-lockout",
+            registry::SUMMARY_LOCKOUT,
             BTreeMap::from([
                 ("last_attempt".to_string(), json!(last)),
                 ("retry_at".to_string(), json!(retry)),

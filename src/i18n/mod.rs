@@ -10,6 +10,7 @@
 //! shared by every task, and Unicode isolation marks are off because chat
 //! clients show U+2068/U+2069 as garbage.
 
+pub mod registry;
 pub mod variables;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -102,8 +101,6 @@ pub struct FakeBotFramework {
     inner: Arc<Inner>,
 }
 
-const TIMEOUT: Duration = Duration::from_secs(10);
-
 impl FakeBotFramework {
     pub async fn start() -> FakeBotFramework {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -183,13 +180,14 @@ impl FakeBotFramework {
     /// Awaits until `conversation` has at least `n` accepted posts.
     pub async fn wait_count(&self, conversation: &str, n: usize) {
         let mut rx = self.inner.posted_tx.subscribe();
-        while self.count(conversation) < n {
-            if tokio::time::timeout(TIMEOUT, rx.changed()).await.is_err() {
-                panic!(
-                    "fake bot framework: {conversation} has {} of {n} posts",
-                    self.count(conversation)
-                );
-            }
+        if super::wait::wait_until(&mut rx, || (self.count(conversation) >= n).then_some(()))
+            .await
+            .is_err()
+        {
+            panic!(
+                "fake bot framework: {conversation} has {} of {n} posts",
+                self.count(conversation)
+            );
         }
     }
 
@@ -206,21 +204,14 @@ impl FakeBotFramework {
         pred: impl Fn(&Posted) -> bool,
     ) -> Vec<Posted> {
         let mut rx = self.inner.posted_tx.subscribe();
-        let found = tokio::time::timeout(TIMEOUT, async {
-            loop {
-                let matching: Vec<Posted> = self
-                    .posted()
-                    .into_iter()
-                    .filter(|p| p.status == 200 && pred(p))
-                    .take(n)
-                    .collect();
-                if matching.len() == n {
-                    return matching;
-                }
-                if rx.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
+        let found = super::wait::wait_until(&mut rx, || {
+            let matching: Vec<Posted> = self
+                .posted()
+                .into_iter()
+                .filter(|p| p.status == 200 && pred(p))
+                .take(n)
+                .collect();
+            (matching.len() == n).then_some(matching)
         })
         .await;
         found.unwrap_or_else(|_| {

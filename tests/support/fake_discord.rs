@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -39,7 +39,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch};
 
 /// How long the `wait_*` helpers wait before failing the test.
-const TIMEOUT: Duration = Duration::from_secs(10);
+use super::wait::TIMEOUT;
 const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 /// `attachment_size_limit` of interactions (25 MiB, the default tier).
 const ATTACHMENT_SIZE_LIMIT: u64 = 26_214_400;
@@ -338,21 +338,14 @@ impl FakeDiscord {
         pred: impl Fn(&Recorded) -> bool,
     ) -> Vec<Recorded> {
         let mut rx = self.inner.requests_tx.subscribe();
-        let found = tokio::time::timeout(TIMEOUT, async {
-            loop {
-                let matching: Vec<Recorded> = lock(&self.inner.requests)
-                    .iter()
-                    .filter(|r| pred(r))
-                    .take(n)
-                    .cloned()
-                    .collect();
-                if matching.len() == n {
-                    return matching;
-                }
-                if rx.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
+        let found = super::wait::wait_until(&mut rx, || {
+            let matching: Vec<Recorded> = lock(&self.inner.requests)
+                .iter()
+                .filter(|r| pred(r))
+                .take(n)
+                .cloned()
+                .collect();
+            (matching.len() == n).then_some(matching)
         })
         .await;
         match found {

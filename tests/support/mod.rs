@@ -153,3 +153,5 @@ pub fn temp_db(dir: &Path) -> String {
 }
 pub mod fake_botframework;
 pub mod fake_discord;
+pub mod service;
+pub mod wait;

@@ -13,25 +13,31 @@
 //!   actions; everyone else is refused politely.
 //!
 //! Replies are never sent from here: the desk writes them to the outbox and
-//! [`super::sender`] delivers them, so a crash in between loses nothing.
+//! the sender delivers them ([`super::deliver`]), so a crash in between
+//! loses nothing. The one exception is the "please try again" answer when
+//! the desk itself failed, since then the outbox may be what failed.
+//! Interaction responses (ephemeral notes, disabled buttons) are Discord's
+//! answer to the interaction itself, not messages of the conversation.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
 use serenity::all::{
-    ActionRowComponent, ChannelType, Command, CommandDataOptionValue, CommandInteraction,
-    CommandOptionType, ComponentInteraction, ComponentInteractionDataKind, Context,
-    CreateActionRow, CreateButton, CreateCommand, CreateCommandOption, CreateInteractionResponse,
-    CreateInteractionResponseMessage, CreateThread, EventHandler, GuildId, Interaction, Message,
-    Ready, RoleId, User,
+    ActionRowComponent, ChannelId, ChannelType, Command, CommandDataOptionValue,
+    CommandInteraction, CommandOptionType, ComponentInteraction, ComponentInteractionDataKind,
+    Context, CreateActionRow, CreateButton, CreateCommand, CreateCommandOption,
+    CreateInteractionResponse, CreateInteractionResponseMessage, CreateThread, EventHandler,
+    GuildId, Interaction, Message, Ready, RoleId, User,
 };
 
 use super::render::choice_from_component;
 use super::{DiscordConfig, CHANNEL};
 use crate::clock::Clock;
-use crate::desk::{Desk, DeskError};
+use crate::desk::{Desk, DeskError, Inbound};
 use crate::flow::engine::{AgentAction, AgentRef, Input};
+use crate::handoff::commands;
+use crate::i18n::registry;
 
 /// How many interaction ids are remembered to drop gateway re-deliveries of
 /// `/mfa` (other inputs are deduplicated durably by the desk).
@@ -53,8 +59,6 @@ pub struct Handler {
 enum HandlerError {
     #[error(transparent)]
     Desk(#[from] DeskError),
-    #[error(transparent)]
-    Store(#[from] crate::conversation::store::StoreError),
     #[error("Discord API: {0}")]
     Discord(#[from] serenity::Error),
 }
@@ -73,14 +77,6 @@ impl Handler {
             seen: Mutex::new((HashSet::new(), VecDeque::new())),
             in_flight,
         }
-    }
-
-    fn text(&self, locale: &str, id: &str, args: &[(&str, &str)]) -> String {
-        let args: BTreeMap<String, Value> = args
-            .iter()
-            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-            .collect();
-        self.desk.catalog().format(locale, id, &args)
     }
 
     /// True the first time an interaction id is seen.
@@ -119,12 +115,11 @@ impl Handler {
     }
 
     async fn on_message(&self, ctx: &Context, msg: &Message) -> Result<(), HandlerError> {
-        let store = self.desk.store();
         let channel = msg.channel_id.get().to_string();
         let key = Some(format!("discord:message:{}", msg.id.get()));
         let now = self.clock.now();
         if msg.guild_id.is_some() {
-            if let Some(handoff) = store.find_handoff_by_address(&channel).await? {
+            if let Some(ticket) = self.desk.ticket_at(&channel).await? {
                 let roles = msg
                     .member
                     .as_ref()
@@ -142,44 +137,27 @@ impl Handler {
                     agent,
                     text: msg.content.clone(),
                 };
-                self.desk.agent(&handoff.ticket, action, key, now).await?;
+                self.desk.agent(&ticket.ticket, action, key, now).await?;
                 return Ok(());
             }
-            if let Some((conversation, _)) = store.find_by_address(CHANNEL, &channel).await? {
-                let _ = msg.channel_id.broadcast_typing(&ctx.http).await;
-                self.desk
-                    .handle(&conversation.id, Input::Text(msg.content.clone()), key, now)
-                    .await?;
-            }
-            return Ok(());
-        }
-        let _ = msg.channel_id.broadcast_typing(&ctx.http).await;
-        match store.find_by_address(CHANNEL, &channel).await? {
-            Some((conversation, _)) => {
-                self.desk
-                    .handle(&conversation.id, Input::Text(msg.content.clone()), key, now)
-                    .await?;
-            }
-            None => {
-                let user = msg.author.id.get().to_string();
-                let default_locale = self.desk.catalog().default_locale();
-                self.desk
-                    .open(
-                        CHANNEL,
-                        &user,
-                        &default_locale,
-                        Some(msg.content.clone()),
-                        Some(&channel),
-                        key,
-                        now,
-                    )
-                    .await?;
-                tracing::info!(
-                    channel = "discord",
-                    "conversation opened by a direct message"
-                );
+            // In a server, only a person's private thread is a conversation.
+            if !self.desk.has_conversation_at(CHANNEL, &channel).await? {
+                return Ok(());
             }
         }
+        typing(ctx, msg.channel_id).await;
+        self.desk
+            .receive(Inbound {
+                channel: CHANNEL.into(),
+                address: channel,
+                user_key: msg.author.id.get().to_string(),
+                locale_hint: self.desk.catalog().default_locale(),
+                input: Input::Text(msg.content.clone()),
+                key,
+                reference: None,
+                at: now,
+            })
+            .await?;
         Ok(())
     }
 
@@ -191,9 +169,8 @@ impl Handler {
         let locale = self.locale_for(&command.locale);
         let user = command.user.id.get().to_string();
         let now = self.clock.now();
-        let store = self.desk.store();
         if command.guild_id.is_some() {
-            let name = self.text(&locale, "discord-thread-name", &[]);
+            let name = self.desk.text(&locale, registry::DISCORD_THREAD_NAME, &[]);
             let thread = command
                 .channel_id
                 .create_thread(
@@ -209,49 +186,24 @@ impl Handler {
                 .await?;
             let address = thread.id.get().to_string();
             self.desk
-                .open(CHANNEL, &user, &locale, None, Some(&address), None, now)
+                .start_at(CHANNEL, &address, &user, &locale, now)
                 .await?;
             let mention = format!("<#{}>", thread.id.get());
-            let text = self.text(&locale, "discord-thread-opened", &[("thread", &mention)]);
-            respond_ephemeral(ctx, command, text).await?;
-            return Ok(());
+            let text = self.desk.text(
+                &locale,
+                registry::DISCORD_THREAD_OPENED,
+                &[("thread", &mention)],
+            );
+            return respond_ephemeral(ctx, command, text).await;
         }
+        // In a DM: the open conversation asks its pending question again
+        // (through the outbox, like every reply), or a new one starts.
         let channel = command.channel_id.get().to_string();
-        match store.find_by_address(CHANNEL, &channel).await? {
-            Some((conversation, _)) if conversation.state.mode.status() != "closed" => {
-                // Resume: answer with the pending question itself.
-                let resumed = self.desk.resume(&conversation.id, now).await?;
-                let text = resumed
-                    .replies
-                    .iter()
-                    .map(|r| r.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n\n");
-                let choices = resumed
-                    .replies
-                    .last()
-                    .map(|r| r.choices.clone())
-                    .unwrap_or_default();
-                let message = CreateInteractionResponseMessage::new()
-                    .content(crate::text::truncate_chars(
-                        &text,
-                        super::render::MAX_CONTENT_CHARS,
-                    ))
-                    .components(super::render::choice_components(&choices))
-                    .allowed_mentions(serenity::all::CreateAllowedMentions::new());
-                command
-                    .create_response(&ctx.http, CreateInteractionResponse::Message(message))
-                    .await?;
-            }
-            _ => {
-                self.desk
-                    .open(CHANNEL, &user, &locale, None, Some(&channel), None, now)
-                    .await?;
-                let text = self.text(&locale, "discord-mfa-started", &[]);
-                respond_ephemeral(ctx, command, text).await?;
-            }
-        }
-        Ok(())
+        self.desk
+            .start_or_resume(CHANNEL, &channel, &user, &locale, None, now)
+            .await?;
+        let text = self.desk.text(&locale, registry::DISCORD_MFA_STARTED, &[]);
+        respond_ephemeral(ctx, command, text).await
     }
 
     async fn on_agent_command(
@@ -261,8 +213,10 @@ impl Handler {
     ) -> Result<(), HandlerError> {
         let agent_locale = self.desk.agent_locale().to_string();
         let channel = command.channel_id.get().to_string();
-        let Some(handoff) = self.desk.store().find_handoff_by_address(&channel).await? else {
-            let text = self.text(&agent_locale, "discord-not-a-ticket-thread", &[]);
+        let Some(ticket) = self.desk.ticket_at(&channel).await? else {
+            let text = self
+                .desk
+                .text(&agent_locale, registry::DISCORD_NOT_A_TICKET_THREAD, &[]);
             return respond_ephemeral(ctx, command, text).await;
         };
         let roles = command
@@ -272,33 +226,40 @@ impl Handler {
             .unwrap_or_default();
         if !self.is_agent(&roles) {
             tracing::info!(command = %command.data.name, "agent command refused: member lacks the agent role");
-            let text = self.text(&agent_locale, "discord-agent-only", &[]);
+            let text = self
+                .desk
+                .text(&agent_locale, registry::DISCORD_AGENT_ONLY, &[]);
             return respond_ephemeral(ctx, command, text).await;
         }
         let agent = agent_ref(
             &command.user,
             command.member.as_ref().and_then(|m| m.nick.clone()),
         );
-        let action = match command.data.name.as_str() {
-            "claim" => AgentAction::Claim(agent),
-            "release" => AgentAction::Release {
-                agent,
-                node: string_option(command, "step"),
-            },
-            "transfer" => {
-                let Some(to) = user_option(command, "agent") else {
-                    let text = self.text(&agent_locale, "discord-agent-only", &[]);
-                    return respond_ephemeral(ctx, command, text).await;
-                };
-                AgentAction::Transfer { agent, to }
+        // The options as the words a typed command would have.
+        let rest = match command.data.name.as_str() {
+            "release" => string_option(command, "step").unwrap_or_default(),
+            "transfer" => user_option(command, "agent")
+                .map(|to| format!("{} {}", to.id, to.name))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        let parsed = commands::from_parts(&command.data.name, &rest)
+            .ok_or(commands::CommandError::MissingTarget)
+            .and_then(|c| c.into_action(agent));
+        let action = match parsed {
+            Ok(action) => action,
+            Err(error) => {
+                let text = self.desk.text(&agent_locale, error.message_id(), &[]);
+                return respond_ephemeral(ctx, command, text).await;
             }
-            _ => AgentAction::Close { agent },
         };
         let key = Some(format!("discord:interaction:{}", command.id.get()));
         self.desk
-            .agent(&handoff.ticket, action, key, self.clock.now())
+            .agent(&ticket.ticket, action, key, self.clock.now())
             .await?;
-        let text = self.text(&agent_locale, "discord-agent-ack", &[]);
+        let text = self
+            .desk
+            .text(&agent_locale, registry::DISCORD_AGENT_ACK, &[]);
         respond_ephemeral(ctx, command, text).await
     }
 
@@ -312,13 +273,13 @@ impl Handler {
             _ => Vec::new(),
         };
         let channel = component.channel_id.get().to_string();
-        let found = self.desk.store().find_by_address(CHANNEL, &channel).await?;
-        let (Some(choice), Some((conversation, _))) = (
-            choice_from_component(&component.data.custom_id, &values),
-            found,
-        ) else {
+        let known = self.desk.has_conversation_at(CHANNEL, &channel).await?;
+        let choice = choice_from_component(&component.data.custom_id, &values);
+        let Some(choice) = choice.filter(|_| known) else {
             let locale = self.locale_for(&component.locale);
-            let text = self.text(&locale, "discord-unknown-conversation", &[]);
+            let text = self
+                .desk
+                .text(&locale, registry::DISCORD_UNKNOWN_CONVERSATION, &[]);
             component
                 .create_response(
                     &ctx.http,
@@ -342,17 +303,37 @@ impl Handler {
                 ),
             )
             .await?;
-        let _ = component.channel_id.broadcast_typing(&ctx.http).await;
-        let key = Some(format!("discord:interaction:{}", component.id.get()));
+        typing(ctx, component.channel_id).await;
         self.desk
-            .handle(
-                &conversation.id,
-                Input::Choice(choice),
-                key,
-                self.clock.now(),
-            )
+            .receive(Inbound {
+                channel: CHANNEL.into(),
+                address: channel,
+                user_key: component.user.id.get().to_string(),
+                locale_hint: component.locale.clone(),
+                input: Input::Choice(choice),
+                key: Some(format!("discord:interaction:{}", component.id.get())),
+                reference: None,
+                at: self.clock.now(),
+            })
             .await?;
         Ok(())
+    }
+
+    /// When a person's input could not be handled, they still get a short
+    /// polite answer, sent directly (the outbox may be what failed).
+    async fn apologise(&self, ctx: &Context, channel: ChannelId) {
+        let address = channel.get().to_string();
+        let locale = self
+            .desk
+            .locale_at(CHANNEL, &address, &self.desk.catalog().default_locale())
+            .await;
+        let reply = self.desk.try_again_reply(&locale);
+        if let Err(e) = channel
+            .send_message(&ctx.http, super::render::plain(reply.text))
+            .await
+        {
+            tracing::error!(error = %e, "Discord: could not tell the person to try again");
+        }
     }
 
     async fn register_commands(&self, ctx: &Context) -> Result<(), serenity::Error> {
@@ -388,40 +369,34 @@ impl Handler {
         let commands = vec![
             describe(
                 CreateCommand::new("mfa").name_localized("ja", "mfa"),
-                "discord-command-mfa-description",
+                registry::DISCORD_COMMAND_MFA,
             ),
-            describe(
-                CreateCommand::new("claim"),
-                "discord-command-claim-description",
-            )
-            .dm_permission(false),
+            describe(CreateCommand::new("claim"), registry::DISCORD_COMMAND_CLAIM)
+                .dm_permission(false),
             describe(
                 CreateCommand::new("release"),
-                "discord-command-release-description",
+                registry::DISCORD_COMMAND_RELEASE,
             )
             .dm_permission(false)
             .add_option(option(
                 CommandOptionType::String,
                 "step",
-                "discord-command-release-step-description",
+                registry::DISCORD_COMMAND_RELEASE_STEP,
                 false,
             )),
             describe(
                 CreateCommand::new("transfer"),
-                "discord-command-transfer-description",
+                registry::DISCORD_COMMAND_TRANSFER,
             )
             .dm_permission(false)
             .add_option(option(
                 CommandOptionType::User,
                 "agent",
-                "discord-command-transfer-agent-description",
+                registry::DISCORD_COMMAND_TRANSFER_AGENT,
                 true,
             )),
-            describe(
-                CreateCommand::new("close"),
-                "discord-command-close-description",
-            )
-            .dm_permission(false),
+            describe(CreateCommand::new("close"), registry::DISCORD_COMMAND_CLOSE)
+                .dm_permission(false),
         ];
         if self.config.guild_id != 0 {
             GuildId::new(self.config.guild_id)
@@ -431,6 +406,13 @@ impl Handler {
             Command::set_global_commands(&ctx.http, commands).await?;
         }
         Ok(())
+    }
+}
+
+/// Shows "typing…" while the desk works (best effort).
+async fn typing(ctx: &Context, channel: ChannelId) {
+    if let Err(e) = channel.broadcast_typing(&ctx.http).await {
+        tracing::debug!(error = %e, "Discord: typing indicator not sent");
     }
 }
 
@@ -534,6 +516,7 @@ impl EventHandler for Handler {
         let _in_flight = self.in_flight.read().await;
         if let Err(e) = self.on_message(&ctx, &msg).await {
             tracing::error!(error = %e, channel_id = %msg.channel_id, "Discord: message not handled");
+            self.apologise(&ctx, msg.channel_id).await;
         }
     }
 
@@ -568,6 +551,9 @@ impl EventHandler for Handler {
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "Discord: interaction not handled");
+            if let Interaction::Component(component) = &interaction {
+                self.apologise(&ctx, component.channel_id).await;
+            }
         }
     }
 }

@@ -4,14 +4,14 @@
 //! `/close`.
 //!
 //! The adapter is thin: [`handler`] turns gateway events into desk calls,
-//! [`sender`] delivers the desk's outbox rows as Discord messages, and
-//! [`render`] builds those messages. Flow logic and handoff decisions live in
+//! [`deliver`] turns the desk's outbox rows into Discord messages for the
+//! one generic sender, and [`render`] builds those messages. Flow logic and handoff decisions live in
 //! the core; this module only decides *who* may act (the agent role) and
 //! *where* things go (DM channel, private thread, staff thread).
 
+pub mod deliver;
 pub mod handler;
 pub mod render;
-pub mod sender;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,25 +25,6 @@ use crate::desk::Desk;
 
 /// Channel name stored with Discord conversations and outbox rows.
 pub const CHANNEL: &str = "discord";
-
-/// Messages the Discord adapter says itself: (id, variables).
-pub const DISCORD_MESSAGES: &[(&str, &[&str])] = &[
-    ("discord-command-mfa-description", &[]),
-    ("discord-command-claim-description", &[]),
-    ("discord-command-release-description", &[]),
-    ("discord-command-release-step-description", &[]),
-    ("discord-command-transfer-description", &[]),
-    ("discord-command-transfer-agent-description", &[]),
-    ("discord-command-close-description", &[]),
-    ("discord-thread-name", &[]),
-    ("discord-thread-opened", &["thread"]),
-    ("discord-mfa-started", &[]),
-    ("discord-agent-only", &[]),
-    ("discord-not-a-ticket-thread", &[]),
-    ("discord-agent-ack", &[]),
-    ("discord-unknown-conversation", &[]),
-    ("discord-staff-thread-name", &["ticket"]),
-];
 
 /// The `[discord]` section of the config.
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +47,8 @@ pub struct DiscordConfig {
     pub retry_base_ms: u64,
     /// Attempts before a message is given up (and logged).
     pub max_attempts: u32,
+    /// Messages being sent at once, across conversations.
+    pub max_in_flight: usize,
 }
 
 impl Default for DiscordConfig {
@@ -78,6 +61,7 @@ impl Default for DiscordConfig {
             api_proxy: String::new(),
             retry_base_ms: 500,
             max_attempts: 8,
+            max_in_flight: 16,
         }
     }
 }
@@ -94,8 +78,14 @@ impl DiscordConfig {
         }
     }
 
-    pub fn retry_base(&self) -> Duration {
-        Duration::from_millis(self.retry_base_ms.max(1))
+    /// How the outbox sender retries Discord sends.
+    pub fn sender_settings(&self) -> crate::outbox::SenderSettings {
+        crate::outbox::SenderSettings {
+            retry_base: Duration::from_millis(self.retry_base_ms.max(1)),
+            max_delay: Duration::from_secs(60),
+            max_attempts: self.max_attempts.max(1),
+            max_in_flight: self.max_in_flight.max(1),
+        }
     }
 }
 
@@ -142,11 +132,16 @@ pub async fn run(
     // The sender stops only after the gateway is closed and in-flight
     // events are finished, so their replies are flushed too.
     let (stop_sender, sender_stopping) = watch::channel(false);
-    let sender = tokio::spawn(sender::run(
-        desk.clone(),
+    let deliver = Arc::new(deliver::DiscordDeliver {
+        desk: desk.clone(),
+        http: http.clone(),
+        config: config.clone(),
+    });
+    let sender = tokio::spawn(crate::outbox::run_sender(
+        desk.outbox_queue(),
+        deliver,
+        config.sender_settings(),
         clock.clone(),
-        http.clone(),
-        config.clone(),
         sender_stopping,
     ));
     let shard_manager = client.shard_manager.clone();

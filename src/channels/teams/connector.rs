@@ -3,8 +3,8 @@
 //! fetched once for many concurrent replies) and `POST
 //! {serviceUrl}/v3/conversations/{id}/activities[/{replyToId}]`.
 //!
-//! One attempt per call: the Teams sender decides about retries with the
-//! [`SendError`] it gets (429/5xx temporary, honouring `Retry-After`).
+//! One attempt per call: the generic outbox sender decides about retries with the
+//! [`DeliveryError`] it gets (429/5xx temporary, honouring `Retry-After`).
 
 use std::time::{Duration, Instant};
 
@@ -12,17 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// Worth retrying; `retry_after` when the connector said how long.
-    #[error("temporary: {reason}")]
-    Temporary {
-        reason: String,
-        retry_after: Option<Duration>,
-    },
-    #[error("permanent: {0}")]
-    Permanent(String),
-}
+use crate::outbox::DeliveryError;
 
 #[derive(Debug, Clone)]
 pub struct ConnectorSettings {
@@ -59,7 +49,7 @@ impl Connector {
         }
     }
 
-    async fn token(&self, force: bool) -> Result<String, SendError> {
+    async fn token(&self, force: bool) -> Result<String, DeliveryError> {
         let mut cached = self.token.lock().await;
         if let Some((token, valid_until)) = cached.as_ref() {
             if !force && Instant::now() < *valid_until {
@@ -78,9 +68,9 @@ impl Connector {
             .form(&form)
             .send()
             .await
-            .map_err(|e| SendError::Temporary {
+            .map_err(|e| DeliveryError::Retry {
                 reason: format!("token endpoint: {e}"),
-                retry_after: None,
+                after: None,
             })?;
         let status = response.status();
         if !status.is_success() {
@@ -88,18 +78,18 @@ impl Connector {
                 "token endpoint answered HTTP {status} (check teams.app_id and the app secret)"
             );
             return Err(if status.is_server_error() || status.as_u16() == 429 {
-                SendError::Temporary {
+                DeliveryError::Retry {
                     reason: error,
-                    retry_after: retry_after(&response),
+                    after: retry_after(&response),
                 }
             } else {
-                SendError::Permanent(error)
+                DeliveryError::Permanent(error)
             });
         }
         let body: TokenResponse = response
             .json()
             .await
-            .map_err(|e| SendError::Permanent(format!("token response: {e}")))?;
+            .map_err(|e| DeliveryError::Permanent(format!("token response: {e}")))?;
         let lifetime = Duration::from_secs(body.expires_in.unwrap_or(3600));
         let valid_until = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN);
         *cached = Some((body.access_token.clone(), valid_until));
@@ -114,7 +104,7 @@ impl Connector {
         conversation_id: &str,
         reply_to: Option<&str>,
         activity: &Value,
-    ) -> Result<Option<String>, SendError> {
+    ) -> Result<Option<String>, DeliveryError> {
         let base = service_url.trim_end_matches('/');
         let conversation = urlencode(conversation_id);
         let url = match reply_to {
@@ -134,9 +124,9 @@ impl Connector {
                 .json(activity)
                 .send()
                 .await
-                .map_err(|e| SendError::Temporary {
+                .map_err(|e| DeliveryError::Retry {
                     reason: format!("connector: {e}"),
-                    retry_after: None,
+                    after: None,
                 })?;
             let status = response.status();
             if status.is_success() {
@@ -153,12 +143,12 @@ impl Connector {
             }
             let reason = format!("connector answered HTTP {status}");
             return Err(if status.as_u16() == 429 || status.is_server_error() {
-                SendError::Temporary {
+                DeliveryError::Retry {
                     reason,
-                    retry_after: retry_after(&response),
+                    after: retry_after(&response),
                 }
             } else {
-                SendError::Permanent(reason)
+                DeliveryError::Permanent(reason)
             });
         }
     }

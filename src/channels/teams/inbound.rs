@@ -1,13 +1,15 @@
 //! Authenticated activities → desk calls. Nothing here decides what the bot
-//! says; replies reach Teams through the outbox and [`super::sender`].
+//! says; replies reach Teams through the outbox and [`super::deliver`].
 //!
-//! - `conversationUpdate` adding the bot to a personal chat: greeting.
+//! - `conversationUpdate` adding the bot to a personal chat: greeting (once).
 //! - `message` with text, or with `value.madoguchi_choice` (an
 //!   `Action.Submit` press, empty text): an input of the conversation, keyed
-//!   by the activity id so a retried delivery is processed once.
+//!   by the activity id so a retried delivery is processed once. The
+//!   conversation reference is saved inside that input's commit.
 //! - In the agents' channel (the handoff card's reply thread): configured
 //!   agents claim (card button or `claim`), talk to the person, `release
-//!   [node]`, `transfer <aad-object-id> [name]`, `close`; others are refused.
+//!   [node]`, `transfer <aad-object-id> [name]`, `close` (parsed by the
+//!   shared [`crate::handoff::commands`]); others are refused.
 
 use std::sync::Arc;
 
@@ -17,23 +19,15 @@ use super::activity::{
     reply_activity, typing_activity, Activity, ConversationReference, AGENT_ACTION_KEY,
 };
 use super::{TeamsContext, CHANNEL};
-use crate::desk::{DeskError, RenderedReply};
+use crate::desk::{DeskError, Inbound};
 use crate::flow::engine::{AgentAction, AgentRef, Input};
-
-/// Messages the Teams adapter says itself: (id, variables).
-pub const TEAMS_MESSAGES: &[(&str, &[&str])] = &[
-    ("teams-agent-only", &[]),
-    ("teams-claim-button", &[]),
-    ("teams-close-button", &[]),
-    ("teams-not-a-ticket", &[]),
-];
+use crate::handoff::commands;
+use crate::i18n::registry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
     #[error(transparent)]
     Desk(#[from] DeskError),
-    #[error(transparent)]
-    Store(#[from] crate::conversation::store::StoreError),
 }
 
 pub async fn handle(ctx: &Arc<TeamsContext>, activity: Activity) -> Result<(), InboundError> {
@@ -42,36 +36,24 @@ pub async fn handle(ctx: &Arc<TeamsContext>, activity: Activity) -> Result<(), I
         return agent_activity(ctx, activity).await;
     }
     let reference = ConversationReference::from_activity(&activity);
+    let reference_json = serde_json::to_string(&reference).ok();
     let address = activity.conversation.id.clone();
-    let store = ctx.desk.store();
-    store
-        .set_reference(
-            CHANNEL,
-            &address,
-            &serde_json::to_string(&reference).unwrap_or_default(),
-        )
-        .await?;
-    let locale = ctx
-        .desk
-        .catalog()
-        .negotiate(activity.locale.as_deref().unwrap_or(""));
+    let locale_hint = activity.locale.clone().unwrap_or_default();
     let key = activity
         .id
         .as_ref()
         .map(|id| format!("teams:activity:{id}"));
     let now = ctx.clock.now();
-    let existing = store.find_by_address(CHANNEL, &address).await?;
     match activity.kind.as_str() {
         "conversationUpdate" if activity.adds_bot() => {
-            if existing.is_none() {
+            if !ctx.desk.has_conversation_at(CHANNEL, &address).await? {
                 ctx.desk
-                    .open(
+                    .start_or_resume(
                         CHANNEL,
+                        &address,
                         &activity.from.id,
-                        &locale,
-                        None,
-                        Some(&address),
-                        key,
+                        &locale_hint,
+                        reference_json,
                         now,
                     )
                     .await?;
@@ -84,32 +66,49 @@ pub async fn handle(ctx: &Arc<TeamsContext>, activity: Activity) -> Result<(), I
                 Some(choice) => Input::Choice(choice),
                 None => Input::Text(activity.clean_text()),
             };
-            match existing {
-                Some((conversation, _)) => {
-                    ctx.desk.handle(&conversation.id, input, key, now).await?;
-                }
-                None => {
-                    let first_text = match input {
-                        Input::Text(text) => Some(text),
-                        _ => None,
-                    };
-                    ctx.desk
-                        .open(
-                            CHANNEL,
-                            &activity.from.id,
-                            &locale,
-                            first_text,
-                            Some(&address),
-                            key,
-                            now,
-                        )
-                        .await?;
-                }
+            let handled = ctx
+                .desk
+                .receive(Inbound {
+                    channel: CHANNEL.into(),
+                    address,
+                    user_key: activity.from.id.clone(),
+                    locale_hint: locale_hint.clone(),
+                    input,
+                    key,
+                    reference: reference_json,
+                    at: now,
+                })
+                .await;
+            if let Err(e) = handled {
+                apologise(ctx, &reference, &locale_hint).await;
+                return Err(e.into());
             }
         }
         other => tracing::debug!(kind = other, "Teams: activity ignored"),
     }
     Ok(())
+}
+
+/// When a person's input could not be handled, they still get a short
+/// polite answer, sent directly (the outbox may be what failed).
+async fn apologise(ctx: &TeamsContext, reference: &ConversationReference, locale_hint: &str) {
+    let locale = ctx
+        .desk
+        .locale_at(CHANNEL, &reference.conversation_id, locale_hint)
+        .await;
+    let activity = reply_activity(reference, &ctx.desk.try_again_reply(&locale));
+    if let Err(e) = ctx
+        .connector
+        .send(
+            &reference.service_url,
+            &reference.conversation_id,
+            None,
+            &activity,
+        )
+        .await
+    {
+        tracing::error!(error = %e, "Teams: could not tell the person to try again");
+    }
 }
 
 /// Sends a typing indicator without waiting for it (best effort).
@@ -134,7 +133,6 @@ fn typing(ctx: &Arc<TeamsContext>, reference: &ConversationReference) {
 }
 
 async fn agent_activity(ctx: &TeamsContext, activity: Activity) -> Result<(), InboundError> {
-    let store = ctx.desk.store();
     let now = ctx.clock.now();
     let root = activity
         .conversation
@@ -149,9 +147,9 @@ async fn agent_activity(ctx: &TeamsContext, activity: Activity) -> Result<(), In
         .and_then(|v| v.get("ticket"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let handoff = match (value_ticket, root) {
-        (Some(ticket), _) => store.handoff(&ticket).await?,
-        (None, Some(root)) => store.find_handoff_by_address(&root).await?,
+    let ticket = match (value_ticket, root) {
+        (Some(ticket), _) => ctx.desk.ticket(&ticket).await?,
+        (None, Some(root)) => ctx.desk.ticket_at(&root).await?,
         _ => None,
     };
     let allowed = activity
@@ -160,14 +158,12 @@ async fn agent_activity(ctx: &TeamsContext, activity: Activity) -> Result<(), In
         .as_ref()
         .is_some_and(|id| ctx.config.agents.iter().any(|a| a == id));
     let reference = ConversationReference::from_activity(&activity);
-    let Some(handoff) = handoff else {
-        say_to_agents(ctx, &reference, "teams-not-a-ticket").await;
-        return Ok(());
+    let Some(ticket) = ticket else {
+        return notice(ctx, &reference, registry::TEAMS_NOT_A_TICKET).await;
     };
     if !allowed {
         tracing::info!("Teams: agent action refused: sender is not a configured agent");
-        say_to_agents(ctx, &reference, "teams-agent-only").await;
-        return Ok(());
+        return notice(ctx, &reference, registry::TEAMS_AGENT_ONLY).await;
     }
     let agent = AgentRef {
         id: activity.from.aad_object_id.clone().unwrap_or_default(),
@@ -184,72 +180,31 @@ async fn agent_activity(ctx: &TeamsContext, activity: Activity) -> Result<(), In
         .and_then(Value::as_str)
         .map(str::to_string);
     let text = activity.clean_text();
-    let command = button.unwrap_or_else(|| text.clone());
-    let mut words = command.split_whitespace();
-    let action = match words
-        .next()
-        .map(|w| w.trim_start_matches('/').to_ascii_lowercase())
-    {
-        Some(w) if w == "claim" => AgentAction::Claim(agent),
-        Some(w) if w == "close" => AgentAction::Close { agent },
-        Some(w) if w == "release" => AgentAction::Release {
-            agent,
-            node: words.next().map(str::to_string),
+    let command = commands::parse(button.as_deref().unwrap_or(&text));
+    let action = match command {
+        Some(command) => match command.into_action(agent) {
+            Ok(action) => action,
+            Err(error) => return notice(ctx, &reference, error.message_id()).await,
         },
-        Some(w) if w == "transfer" => match words.next() {
-            Some(id) => AgentAction::Transfer {
-                agent,
-                to: {
-                    let name: String = words
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                        .chars()
-                        .take(80)
-                        .collect();
-                    AgentRef {
-                        id: id.to_string(),
-                        name: if name.trim().is_empty() {
-                            id.to_string()
-                        } else {
-                            name
-                        },
-                    }
-                },
-            },
-            None => AgentAction::Say { agent, text },
-        },
-        _ => AgentAction::Say { agent, text },
+        None => AgentAction::Say { agent, text },
     };
     let key = activity
         .id
         .as_ref()
         .map(|id| format!("teams:activity:{id}"));
-    ctx.desk.agent(&handoff.ticket, action, key, now).await?;
+    ctx.desk.agent(&ticket.ticket, action, key, now).await?;
     Ok(())
 }
 
-/// A short note back to the agents' thread (refusals), sent at once.
-async fn say_to_agents(ctx: &TeamsContext, reference: &ConversationReference, message_id: &str) {
-    let text = ctx
-        .desk
-        .catalog()
-        .format(ctx.desk.agent_locale(), message_id, &Default::default());
-    let reply = RenderedReply {
-        message_id: message_id.to_string(),
-        text,
-        choices: Vec::new(),
-    };
-    let activity = reply_activity(reference, &reply);
-    if let Err(e) = ctx
-        .connector
-        .send(
-            &reference.service_url,
-            &reference.conversation_id,
-            None,
-            &activity,
-        )
-        .await
-    {
-        tracing::warn!(error = %e, "Teams: could not send a note to the agents' channel");
-    }
+/// A short note back to the agents' thread (refusals), through the outbox.
+async fn notice(
+    ctx: &TeamsContext,
+    reference: &ConversationReference,
+    message_id: &str,
+) -> Result<(), InboundError> {
+    let address = serde_json::to_string(reference).unwrap_or_default();
+    ctx.desk
+        .notify_agents_channel(CHANNEL, &address, message_id, ctx.clock.now())
+        .await?;
+    Ok(())
 }

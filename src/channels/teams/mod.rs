@@ -6,8 +6,9 @@
 //!   personal chats, Adaptive Cards elsewhere).
 //! - [`inbound`]: activities → desk calls (answered as soon as committed;
 //!   replies go out asynchronously through the outbox).
-//! - [`connector`] and [`sender`]: outbound activities with a cached
-//!   client-credentials token, retries honouring `Retry-After`.
+//! - [`connector`] and [`deliver`]: outbound activities with a cached
+//!   client-credentials token; the generic outbox sender retries them,
+//!   honouring `Retry-After`.
 //! - Agents: a queued conversation posts an Adaptive Card with the summary
 //!   and a Claim button into the configured agents' channel; the
 //!   conversation with agents continues in that card's reply thread.
@@ -17,8 +18,8 @@
 pub mod activity;
 pub mod auth;
 pub mod connector;
+pub mod deliver;
 pub mod inbound;
-pub mod sender;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +62,8 @@ pub struct TeamsConfig {
     pub agents: Vec<String>,
     pub retry_base_ms: u64,
     pub max_attempts: u32,
+    /// Connector calls in flight at once, across conversations.
+    pub max_in_flight: usize,
 }
 
 impl Default for TeamsConfig {
@@ -84,6 +87,7 @@ impl Default for TeamsConfig {
             agents: Vec::new(),
             retry_base_ms: 500,
             max_attempts: 8,
+            max_in_flight: 32,
         }
     }
 }
@@ -103,8 +107,14 @@ impl TeamsConfig {
         }
     }
 
-    pub fn retry_base(&self) -> Duration {
-        Duration::from_millis(self.retry_base_ms.max(1))
+    /// How the outbox sender retries connector calls.
+    pub fn sender_settings(&self) -> crate::outbox::SenderSettings {
+        crate::outbox::SenderSettings {
+            retry_base: Duration::from_millis(self.retry_base_ms.max(1)),
+            max_delay: Duration::from_secs(300),
+            max_attempts: self.max_attempts.max(1),
+            max_in_flight: self.max_in_flight.max(1),
+        }
     }
 }
 

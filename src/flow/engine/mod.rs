@@ -6,191 +6,32 @@
 //! the desk, in the conversation's locale); effects (timers, handoff) are
 //! carried out by the desk in the same transaction as the new state.
 
+//!
+//! - [`types`]: inputs, replies, effects, settings.
+//! - [`understanding`]: what typed text means at a node.
+//! - [`agent`]: the agent state machine of a handed-off conversation.
+//! - this module: `step`, walking the flow's nodes, timers.
+
+mod agent;
+pub mod types;
+mod understanding;
+
+pub use types::*;
+use understanding::parse_choice_number;
+pub use understanding::CLARIFY_NONE;
+
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
-use chrono_tz::Tz;
-use serde::Serialize;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::compiled::CompiledFlow;
 use super::condition::lookup;
 use super::model::{Choice, MessageRef, Node, NodeKind, Verdict};
-use crate::conversation::state::{Finding, Mode, State};
 use crate::diagnose::lockout::{format_local_time, lockout_advice};
 use crate::diagnose::validators::{validate, ValidatorContext};
+use crate::flow::state::{Finding, Mode, State};
 use crate::text;
-
-/// Timer kind of case A's "you may try again now" reminder.
-pub const LOCKOUT_TIMER: &str = "lockout";
-
-/// Tunables the engine reads (from the config file).
-#[derive(Debug, Clone)]
-pub struct EngineSettings {
-    pub time_zone: Tz,
-    pub lockout_wait: Duration,
-    pub session_expiry: Duration,
-    /// Best score at or above which typed text is taken as meant…
-    pub intent_threshold: f32,
-    /// …if it also beats the best other destination by this much.
-    pub intent_margin: f32,
-    /// At or above this, typed text is also taken as meant when the best
-    /// other destination scores at most `intent_dominance` times as much.
-    pub intent_floor: f32,
-    pub intent_dominance: f32,
-    /// Below what decides but at or above this, the bot asks.
-    pub clarify_threshold: f32,
-    pub max_input_chars: usize,
-    pub default_country: phonenumber::country::Id,
-}
-
-impl Default for EngineSettings {
-    fn default() -> Self {
-        EngineSettings {
-            time_zone: chrono_tz::Asia::Tokyo,
-            lockout_wait: Duration::minutes(180),
-            session_expiry: Duration::hours(24),
-            intent_threshold: 0.45,
-            intent_margin: 0.08,
-            intent_floor: 0.2,
-            intent_dominance: 0.5,
-            clarify_threshold: 0.12,
-            max_input_chars: 2000,
-            default_country: phonenumber::country::Id::JP,
-        }
-    }
-}
-
-/// What the person (or a timer) did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Input {
-    /// A new conversation: greet and ask.
-    Start,
-    /// A new conversation opened by a message (a first DM): greet, and go
-    /// straight to what the text clearly means, if anything.
-    Open(String),
-    /// Typed text.
-    Text(String),
-    /// A button press, by choice id.
-    Choice(String),
-    /// A stored timer came due.
-    Timer { kind: String, payload: Value },
-    /// A support agent acted on the conversation's ticket.
-    Agent(AgentAction),
-}
-
-/// A support agent, as the platform identifies and names them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentRef {
-    pub id: String,
-    pub name: String,
-}
-
-/// What a support agent can do with a handed-off conversation. Who may act
-/// is the channel's business (a Discord role, a Teams group); what the
-/// action does is decided here, the same for every channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentAction {
-    /// Take the queued conversation; the person is told a person joined.
-    Claim(AgentRef),
-    /// A message from the agent to the person.
-    Say { agent: AgentRef, text: String },
-    /// Hand back to the bot, at `node` or at the flow's start.
-    Release {
-        agent: AgentRef,
-        node: Option<String>,
-    },
-    /// Give the conversation to another agent.
-    Transfer { agent: AgentRef, to: AgentRef },
-    /// Finish: the person is asked the satisfaction question.
-    Close { agent: AgentRef },
-}
-
-/// Message ids the engine says for agent actions: (id, variables). Person-
-/// facing ones go to the person, `agent-*` ones to the agents' side.
-pub const AGENT_MESSAGES: &[(&str, &[&str])] = &[
-    ("handoff-claimed", &["agent"]),
-    ("handoff-transferred", &["agent"]),
-    ("handoff-released", &[]),
-    ("agent-message", &["agent", "text"]),
-    ("agent-note-claimed", &["agent"]),
-    ("agent-note-released", &["agent", "node"]),
-    ("agent-note-transferred", &["agent", "to"]),
-    ("agent-note-closed", &["agent"]),
-    ("agent-note-not-queued", &["status"]),
-    ("agent-note-not-holder", &["holder"]),
-    ("agent-note-unknown-node", &["node"]),
-    ("agent-note-from-person", &["text"]),
-];
-
-/// A button offered with a reply.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ChoiceRef {
-    pub id: String,
-    /// Message id of the label.
-    pub label: String,
-}
-
-/// One message to send: a Fluent message id, its arguments, and buttons.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Reply {
-    pub message_id: String,
-    pub args: BTreeMap<String, Value>,
-    pub choices: Vec<ChoiceRef>,
-}
-
-/// Why a conversation was queued for a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HandoffReason {
-    /// The person asked for a person.
-    Requested,
-    /// The flow reached its handoff node (checklist exhausted).
-    Unresolved,
-}
-
-/// Something the desk must do besides sending replies.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    ScheduleTimer {
-        kind: String,
-        due_at: DateTime<Utc>,
-        payload: Value,
-    },
-    CancelTimers {
-        kind: String,
-    },
-    OpenHandoff {
-        ticket: String,
-        reason: HandoffReason,
-    },
-    CancelHandoff {
-        ticket: String,
-    },
-    RelayToAgent {
-        ticket: String,
-        text: String,
-    },
-    /// A note for the agents' side of the ticket (rendered in the agents'
-    /// locale).
-    NotifyAgents {
-        ticket: String,
-        reply: Reply,
-    },
-    /// The ticket's status changed (`claimed`, `released`, `closed`).
-    HandoffStatus {
-        ticket: String,
-        status: String,
-    },
-}
-
-/// The result of one step.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
-    pub state: State,
-    pub replies: Vec<Reply>,
-    pub effects: Vec<Effect>,
-}
 
 /// Advances `state` by one `input`. Pure.
 pub fn step(
@@ -209,6 +50,9 @@ pub fn step(
         effects: Vec::new(),
     };
     match input {
+        Input::Resume => {
+            run.replies = pending_prompt(flow, &run.state);
+        }
         Input::Start => {
             run.state = State::fresh(&run.state.id, &flow.flow.flow.start, now);
             run.enter(flow.flow.flow.start.clone());
@@ -457,109 +301,6 @@ impl<'a> Run<'a> {
             }
         }
         self.understand(&cleaned);
-    }
-
-    /// Ranks typed text against what it may mean at the current node and
-    /// decides whether the best target is clearly meant.
-    fn judge(&self, cleaned: &str) -> Option<Judgement> {
-        let set = self.flow.candidates_at(&self.state.node)?;
-        let ranking = self.flow.vocabulary.rank(set, cleaned);
-        let (best_id, best_score) = ranking.best()?;
-        let best_goto = self.target(best_id).map(|t| self.goto_of(&t));
-        // The runner-up is the best target leading somewhere else: a button
-        // and an intent that lead to the same node do not compete.
-        let runner_up = ranking
-            .scored
-            .iter()
-            .skip(1)
-            .find(|(id, _)| self.target(id).map(|t| self.goto_of(&t)) != best_goto)
-            .map(|(_, s)| *s)
-            .unwrap_or(0.0);
-        let clear_margin = best_score >= self.settings.intent_threshold
-            && best_score - runner_up >= self.settings.intent_margin;
-        // A lower score still decides when nothing else comes close: long
-        // messages score lower, but the one cause they mention stands out.
-        let dominant = best_score >= self.settings.intent_floor
-            && runner_up <= best_score * self.settings.intent_dominance;
-        Some(Judgement {
-            best_id: best_id.to_string(),
-            best_score,
-            clear: clear_margin || dominant,
-            ranking,
-        })
-    }
-
-    /// The target typed text clearly means at the current node, if any
-    /// (the same rule as [`Run::understand`] without asking back).
-    fn confident_target(&self, cleaned: &str) -> Option<String> {
-        self.judge(cleaned).filter(|j| j.clear).map(|j| j.best_id)
-    }
-
-    /// Free text at an `ask` node (or a pending clarification).
-    fn understand(&mut self, cleaned: &str) {
-        let Some(Judgement {
-            best_id,
-            best_score,
-            clear,
-            ranking,
-        }) = self.judge(cleaned)
-        else {
-            return;
-        };
-        if clear {
-            self.apply_target_id(&best_id);
-            return;
-        }
-        if best_score >= self.settings.clarify_threshold {
-            let mut offered: Vec<String> = Vec::new();
-            let mut gotos = Vec::new();
-            for (id, score) in &ranking.scored {
-                if *score < self.settings.clarify_threshold || offered.len() == 3 {
-                    break;
-                }
-                let goto = self.target(id).map(|t| self.goto_of(&t));
-                if gotos.contains(&goto) {
-                    continue;
-                }
-                gotos.push(goto);
-                offered.push(id.clone());
-            }
-            if offered.len() == 1 && best_score >= self.settings.intent_threshold {
-                let id = offered.remove(0);
-                self.apply_target_id(&id);
-                return;
-            }
-            self.state.clarify = Some(offered.clone());
-            self.ask_clarify(offered);
-            return;
-        }
-        self.state.misunderstood += 1;
-        self.say_engine(&self.messages().not_understood, BTreeMap::new());
-        self.reprompt();
-    }
-
-    fn ask_clarify(&mut self, offered: Vec<String>) {
-        let mut choices: Vec<ChoiceRef> = offered
-            .iter()
-            .filter_map(|id| {
-                self.target(id).map(|t| ChoiceRef {
-                    id: id.clone(),
-                    label: match t {
-                        Target::Choice(_, c) => c.label.clone(),
-                        Target::Intent(i) => i.label.clone(),
-                    },
-                })
-            })
-            .collect();
-        choices.push(ChoiceRef {
-            id: CLARIFY_NONE.into(),
-            label: self.messages().clarify_none.clone(),
-        });
-        self.replies.push(Reply {
-            message_id: self.messages().clarify.clone(),
-            args: BTreeMap::new(),
-            choices,
-        });
     }
 
     fn choice(&mut self, id: &str) {
@@ -876,184 +617,6 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn ticket(&self) -> Option<String> {
-        match &self.state.mode {
-            Mode::Queued { ticket } | Mode::WithAgent { ticket, .. } => Some(ticket.clone()),
-            Mode::Bot | Mode::Closed => None,
-        }
-    }
-
-    fn note(&mut self, ticket: &str, id: &str, args: &[(&str, Value)]) {
-        self.effects.push(Effect::NotifyAgents {
-            ticket: ticket.to_string(),
-            reply: Reply {
-                message_id: id.to_string(),
-                args: args
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.clone()))
-                    .collect(),
-                choices: Vec::new(),
-            },
-        });
-    }
-
-    fn agent(&mut self, action: AgentAction) {
-        let Some(ticket) = self.ticket() else {
-            // The conversation is not handed off: tell the agent, change nothing.
-            if let Some(last) = self
-                .state
-                .slots
-                .get(LAST_TICKET_SLOT)
-                .and_then(Value::as_str)
-            {
-                let last = last.to_string();
-                let status = self.state.mode.status();
-                self.note(&last, "agent-note-not-queued", &[("status", json!(status))]);
-            }
-            return;
-        };
-        let holder = match &self.state.mode {
-            Mode::WithAgent {
-                agent, agent_name, ..
-            } => Some((agent.clone(), agent_name.clone())),
-            _ => None,
-        };
-        // Only the holder speaks for a claimed conversation, releases,
-        // transfers or closes it; a claim takes a queued one.
-        let acting = match &action {
-            AgentAction::Claim(agent)
-            | AgentAction::Say { agent, .. }
-            | AgentAction::Release { agent, .. }
-            | AgentAction::Transfer { agent, .. }
-            | AgentAction::Close { agent } => agent.clone(),
-        };
-        if let Some((holder_id, holder_name)) = &holder {
-            let claim = matches!(action, AgentAction::Claim(_));
-            if *holder_id != acting.id && !claim {
-                self.note(
-                    &ticket,
-                    "agent-note-not-holder",
-                    &[("holder", json!(holder_name))],
-                );
-                return;
-            }
-            if claim && *holder_id == acting.id {
-                return; // claiming twice is harmless
-            }
-        } else if matches!(
-            action,
-            AgentAction::Say { .. } | AgentAction::Transfer { .. }
-        ) {
-            self.note(
-                &ticket,
-                "agent-note-not-queued",
-                &[("status", json!("queued"))],
-            );
-            return;
-        }
-        match action {
-            AgentAction::Claim(agent) => {
-                self.state.mode = Mode::WithAgent {
-                    ticket: ticket.clone(),
-                    agent: agent.id.clone(),
-                    agent_name: agent.name.clone(),
-                };
-                self.say_engine(
-                    "handoff-claimed",
-                    BTreeMap::from([("agent".into(), json!(agent.name))]),
-                );
-                self.note(
-                    &ticket,
-                    "agent-note-claimed",
-                    &[("agent", json!(agent.name))],
-                );
-                self.effects.push(Effect::HandoffStatus {
-                    ticket,
-                    status: "claimed".into(),
-                });
-            }
-            AgentAction::Say { agent, text } => {
-                let text = text::truncate_chars(&text::clean(&text), self.settings.max_input_chars)
-                    .to_string();
-                if text.is_empty() {
-                    return;
-                }
-                self.say_engine(
-                    "agent-message",
-                    BTreeMap::from([
-                        ("agent".into(), json!(agent.name)),
-                        ("text".into(), json!(text)),
-                    ]),
-                );
-            }
-            AgentAction::Release { agent, node } => {
-                let target = node
-                    .clone()
-                    .unwrap_or_else(|| self.flow.flow.restart_node().to_string());
-                let usable = self
-                    .flow
-                    .flow
-                    .node(&target)
-                    .is_some_and(|n| !matches!(n.kind, NodeKind::Handoff));
-                if !usable {
-                    self.note(
-                        &ticket,
-                        "agent-note-unknown-node",
-                        &[("node", json!(target))],
-                    );
-                    return;
-                }
-                self.state.mode = Mode::Bot;
-                self.state
-                    .slots
-                    .insert(LAST_TICKET_SLOT.into(), json!(ticket));
-                self.say_engine("handoff-released", BTreeMap::new());
-                self.note(
-                    &ticket,
-                    "agent-note-released",
-                    &[("agent", json!(agent.name)), ("node", json!(target))],
-                );
-                self.effects.push(Effect::HandoffStatus {
-                    ticket,
-                    status: "released".into(),
-                });
-                self.enter(target);
-            }
-            AgentAction::Transfer { agent, to } => {
-                self.state.mode = Mode::WithAgent {
-                    ticket: ticket.clone(),
-                    agent: to.id.clone(),
-                    agent_name: to.name.clone(),
-                };
-                self.say_engine(
-                    "handoff-transferred",
-                    BTreeMap::from([("agent".into(), json!(to.name))]),
-                );
-                self.note(
-                    &ticket,
-                    "agent-note-transferred",
-                    &[("agent", json!(agent.name)), ("to", json!(to.name))],
-                );
-            }
-            AgentAction::Close { agent } => {
-                self.state.mode = Mode::Bot;
-                self.state
-                    .slots
-                    .insert(LAST_TICKET_SLOT.into(), json!(ticket));
-                self.note(
-                    &ticket,
-                    "agent-note-closed",
-                    &[("agent", json!(agent.name))],
-                );
-                self.effects.push(Effect::HandoffStatus {
-                    ticket,
-                    status: "closed".into(),
-                });
-                self.enter(self.flow.flow.flow.solved.clone());
-            }
-        }
-    }
-
     fn timer(&mut self, kind: &str, payload: &Value) {
         if self.state.mode == Mode::Closed || kind != LOCKOUT_TIMER {
             return;
@@ -1071,17 +634,6 @@ impl<'a> Run<'a> {
             BTreeMap::from([("retry_at".to_string(), retry_at)]),
         );
     }
-
-    fn everywhere_intent(&self, cleaned: &str) -> Option<&'a super::model::Intent> {
-        let ranking = self.flow.vocabulary.rank(self.flow.everywhere(), cleaned);
-        let (id, score) = ranking.best()?;
-        if score >= self.settings.intent_threshold {
-            self.flow.flow.intent(id)
-        } else {
-            None
-        }
-    }
-
     fn validator_context(&self) -> ValidatorContext {
         ValidatorContext {
             now: self.now,
@@ -1164,31 +716,8 @@ impl<'a> Run<'a> {
     }
 }
 
-/// How typed text ranks at a node, and whether the best target is clearly
-/// meant.
-struct Judgement {
-    best_id: String,
-    best_score: f32,
-    clear: bool,
-    ranking: crate::diagnose::intent::Ranking,
-}
-
-/// Choice id of "none of these" under a clarifying question.
-pub const CLARIFY_NONE: &str = "clarify-none";
-
-/// Slot remembering the last ticket after it was released or closed, so a
 /// late agent action can still be answered in the right thread.
 const LAST_TICKET_SLOT: &str = "last_ticket";
 
 /// Slot that marks a handoff the person asked for (removed when queued).
 const HANDOFF_REASON_SLOT: &str = "handoff_reason";
-
-/// `"2"`, `"２"`, `"2."`, `"(2)"` → 2: picking a numbered choice in the terminal.
-fn parse_choice_number(cleaned: &str) -> Option<usize> {
-    let trimmed =
-        cleaned.trim_matches(|c: char| c == '.' || c == '(' || c == ')' || c == ' ' || c == '番');
-    if trimmed.is_empty() || trimmed.len() > 2 || !trimmed.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    trimmed.parse().ok()
-}

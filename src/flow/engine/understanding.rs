@@ -1,0 +1,151 @@
+//! Free-text understanding at a node: ranks what the person typed against
+//! the node's buttons and the flow's intents, decides when one target is
+//! clearly meant, and otherwise asks one clarifying question with the likely
+//! options (or says it did not understand).
+
+use std::collections::BTreeMap;
+
+use super::types::{ChoiceRef, Reply};
+use super::{Run, Target};
+
+impl<'a> Run<'a> {
+    /// Ranks typed text against what it may mean at the current node and
+    /// decides whether the best target is clearly meant.
+    pub(super) fn judge(&self, cleaned: &str) -> Option<Judgement> {
+        let set = self.flow.candidates_at(&self.state.node)?;
+        let ranking = self.flow.vocabulary.rank(set, cleaned);
+        let (best_id, best_score) = ranking.best()?;
+        let best_goto = self.target(best_id).map(|t| self.goto_of(&t));
+        // The runner-up is the best target leading somewhere else: a button
+        // and an intent that lead to the same node do not compete.
+        let runner_up = ranking
+            .scored
+            .iter()
+            .skip(1)
+            .find(|(id, _)| self.target(id).map(|t| self.goto_of(&t)) != best_goto)
+            .map(|(_, s)| *s)
+            .unwrap_or(0.0);
+        let clear_margin = best_score >= self.settings.intent_threshold
+            && best_score - runner_up >= self.settings.intent_margin;
+        // A lower score still decides when nothing else comes close: long
+        // messages score lower, but the one cause they mention stands out.
+        let dominant = best_score >= self.settings.intent_floor
+            && runner_up <= best_score * self.settings.intent_dominance;
+        Some(Judgement {
+            best_id: best_id.to_string(),
+            best_score,
+            clear: clear_margin || dominant,
+            ranking,
+        })
+    }
+
+    /// The target typed text clearly means at the current node, if any
+    /// (the same rule as [`Run::understand`] without asking back).
+    pub(super) fn confident_target(&self, cleaned: &str) -> Option<String> {
+        self.judge(cleaned).filter(|j| j.clear).map(|j| j.best_id)
+    }
+
+    /// Free text at an `ask` node (or a pending clarification).
+    pub(super) fn understand(&mut self, cleaned: &str) {
+        let Some(Judgement {
+            best_id,
+            best_score,
+            clear,
+            ranking,
+        }) = self.judge(cleaned)
+        else {
+            return;
+        };
+        if clear {
+            self.apply_target_id(&best_id);
+            return;
+        }
+        if best_score >= self.settings.clarify_threshold {
+            let mut offered: Vec<String> = Vec::new();
+            let mut gotos = Vec::new();
+            for (id, score) in &ranking.scored {
+                if *score < self.settings.clarify_threshold || offered.len() == 3 {
+                    break;
+                }
+                let goto = self.target(id).map(|t| self.goto_of(&t));
+                if gotos.contains(&goto) {
+                    continue;
+                }
+                gotos.push(goto);
+                offered.push(id.clone());
+            }
+            if offered.len() == 1 && best_score >= self.settings.intent_threshold {
+                let id = offered.remove(0);
+                self.apply_target_id(&id);
+                return;
+            }
+            self.state.clarify = Some(offered.clone());
+            self.ask_clarify(offered);
+            return;
+        }
+        self.state.misunderstood += 1;
+        self.say_engine(&self.messages().not_understood, BTreeMap::new());
+        self.reprompt();
+    }
+
+    pub(super) fn ask_clarify(&mut self, offered: Vec<String>) {
+        let mut choices: Vec<ChoiceRef> = offered
+            .iter()
+            .filter_map(|id| {
+                self.target(id).map(|t| ChoiceRef {
+                    id: id.clone(),
+                    label: match t {
+                        Target::Choice(_, c) => c.label.clone(),
+                        Target::Intent(i) => i.label.clone(),
+                    },
+                })
+            })
+            .collect();
+        choices.push(ChoiceRef {
+            id: CLARIFY_NONE.into(),
+            label: self.messages().clarify_none.clone(),
+        });
+        self.replies.push(Reply {
+            message_id: self.messages().clarify.clone(),
+            args: BTreeMap::new(),
+            choices,
+        });
+    }
+
+    pub(super) fn everywhere_intent(
+        &self,
+        cleaned: &str,
+    ) -> Option<&'a crate::flow::model::Intent> {
+        let ranking = self.flow.vocabulary.rank(self.flow.everywhere(), cleaned);
+        let (id, score) = ranking.best()?;
+        if score >= self.settings.intent_threshold {
+            self.flow.flow.intent(id)
+        } else {
+            None
+        }
+    }
+}
+
+/// How typed text ranks at a node, and whether the best target is clearly
+/// meant.
+pub(super) struct Judgement {
+    best_id: String,
+    best_score: f32,
+    clear: bool,
+    ranking: crate::diagnose::intent::Ranking,
+}
+
+/// Choice id of "none of these" under a clarifying question.
+pub const CLARIFY_NONE: &str = "clarify-none";
+
+/// Slot remembering the last ticket after it was released or closed, so a
+/// late agent action can still be answered in the right thread.
+/// `"2"`, `"２"`, `"2."`, `"(2)"` → 2: picking a numbered choice in the terminal.
+pub(super) fn parse_choice_number(cleaned: &str) -> Option<usize> {
+    let trimmed =
+        cleaned.trim_matches(|c: char| c == '.' || c == '(' || c == ')' || c == ' ' || c == '番');
+    if trimmed.is_empty() || trimmed.len() > 2 || !trimmed.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    trimmed.parse().ok()
+}

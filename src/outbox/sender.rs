@@ -1,0 +1,310 @@
+//! The one outbox sender, for every channel.
+//!
+//! Concurrent across conversations, in order within one: a dispatcher finds
+//! the conversations with pending rows of its channel and starts one worker
+//! per conversation; the worker delivers that conversation's rows one after
+//! another, then ends. At most `max_in_flight` deliveries run at once.
+//!
+//! A temporary failure is retried with exponential backoff, or after the
+//! platform's `Retry-After` when it gave one; the wait holds back only the
+//! conversation it happened in. A global rate limit (Discord's
+//! `global: true`) pauses every worker of the channel. A row that keeps
+//! failing, or fails for good, is marked failed with the reason and logged,
+//! and the rows behind it go on. A crash before a row is marked sent means
+//! it is delivered again on restart (at least once; never lost).
+//!
+//! The sender wakes on every commit that wrote rows (a watch channel, so no
+//! wake-up is lost) and, when told to stop, returns once nothing is pending.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
+
+use super::{OutboxItem, OutboxRow};
+use crate::clock::Clock;
+use crate::conversation::store::{OutboxMessage, Store};
+
+/// How one channel delivers one row. Implementations translate the row
+/// into platform messages and classify failures; nothing else.
+#[async_trait]
+pub trait Deliver: Send + Sync + 'static {
+    /// The channel whose rows this delivers (`discord`, `teams`…).
+    fn channel(&self) -> &str;
+
+    async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError>;
+}
+
+/// Why a row was not delivered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying (rate limit, server error, network), after `after`
+    /// when the platform said how long.
+    #[error("temporary: {reason}")]
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// The platform throttles the whole bot: every conversation waits.
+    #[error("rate limited for the whole bot: {reason}")]
+    PauseAll { reason: String, after: Duration },
+    /// Retrying will not help (missing permission, unknown channel, bad row).
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl DeliveryError {
+    pub fn retry(reason: impl std::fmt::Display) -> DeliveryError {
+        DeliveryError::Retry {
+            reason: reason.to_string(),
+            after: None,
+        }
+    }
+}
+
+/// How hard the sender tries.
+#[derive(Debug, Clone)]
+pub struct SenderSettings {
+    /// First retry delay, doubled per attempt.
+    pub retry_base: Duration,
+    /// Longest wait between two attempts.
+    pub max_delay: Duration,
+    /// Attempts before a row is given up.
+    pub max_attempts: u32,
+    /// Deliveries running at once, across conversations.
+    pub max_in_flight: usize,
+}
+
+impl Default for SenderSettings {
+    fn default() -> Self {
+        SenderSettings {
+            retry_base: Duration::from_millis(500),
+            max_delay: Duration::from_secs(300),
+            max_attempts: 8,
+            max_in_flight: 32,
+        }
+    }
+}
+
+/// The outbox as the sender sees it: pending rows and commit wake-ups.
+/// Made by [`crate::desk::Desk::outbox_queue`].
+#[derive(Clone)]
+pub struct OutboxQueue {
+    store: Arc<dyn Store>,
+    committed: watch::Receiver<u64>,
+}
+
+impl OutboxQueue {
+    pub(crate) fn new(store: Arc<dyn Store>, committed: watch::Receiver<u64>) -> OutboxQueue {
+        OutboxQueue { store, committed }
+    }
+}
+
+/// Conversations looked at per scan of the outbox.
+const SCAN_LIMIT: i64 = 1000;
+/// Rows a worker reads at a time.
+const BATCH: i64 = 50;
+
+struct Shared {
+    queue: OutboxQueue,
+    deliver: Arc<dyn Deliver>,
+    settings: SenderSettings,
+    clock: Arc<dyn Clock>,
+    permits: Semaphore,
+    /// Until when every worker waits (a global rate limit). A blocking
+    /// mutex: held only to read or set the instant, never across an await.
+    paused_until: Mutex<Option<Instant>>,
+}
+
+/// Delivers the channel's rows until `shutdown` turns true and nothing is
+/// pending any more.
+pub async fn run(
+    queue: OutboxQueue,
+    deliver: Arc<dyn Deliver>,
+    settings: SenderSettings,
+    clock: Arc<dyn Clock>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let channel = deliver.channel().to_string();
+    let mut committed = queue.committed.clone();
+    let shared = Arc::new(Shared {
+        permits: Semaphore::new(settings.max_in_flight.max(1)),
+        queue,
+        deliver,
+        settings,
+        clock,
+        paused_until: Mutex::new(None),
+    });
+    let (done_sender, mut done) = mpsc::unbounded_channel::<String>();
+    let mut active: HashSet<String> = HashSet::new();
+    let mut stop_dropped = false;
+    loop {
+        let stopping = stop_dropped || *shutdown.borrow();
+        match shared
+            .queue
+            .store
+            .pending_conversations(&channel, SCAN_LIMIT)
+            .await
+        {
+            Ok(conversations) => {
+                for conversation in conversations {
+                    if active.insert(conversation.clone()) {
+                        tokio::spawn(worker(shared.clone(), conversation, done_sender.clone()));
+                    }
+                }
+            }
+            Err(e) => tracing::error!(channel, error = %e, "sender: cannot read the outbox"),
+        }
+        if stopping && active.is_empty() {
+            tracing::info!(channel, "sender: outbox flushed, stopping");
+            return;
+        }
+        tokio::select! {
+            Some(conversation) = done.recv() => {
+                active.remove(&conversation);
+            }
+            _ = committed.changed() => {}
+            changed = shutdown.changed(), if !stopping => {
+                stop_dropped = changed.is_err();
+            }
+        }
+    }
+}
+
+/// Delivers one conversation's pending rows in order, then reports back.
+async fn worker(shared: Arc<Shared>, conversation: String, done: mpsc::UnboundedSender<String>) {
+    let channel = shared.deliver.channel().to_string();
+    loop {
+        let rows = match shared
+            .queue
+            .store
+            .pending_outbox(&channel, &conversation, BATCH)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(channel, conversation = %conversation, error = %e, "sender: cannot read the conversation's messages; will look again");
+                // The dispatcher starts a new worker on its next scan; a
+                // short pause keeps a failing database from being hammered.
+                tokio::time::sleep(shared.settings.retry_base).await;
+                break;
+            }
+        };
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            deliver_with_retry(&shared, row).await;
+        }
+    }
+    // The dispatcher is gone only when the sender stopped.
+    let _ignored = done.send(conversation);
+}
+
+async fn deliver_with_retry(shared: &Shared, message: OutboxMessage) {
+    let channel = shared.deliver.channel();
+    let row: OutboxRow = match serde_json::from_value(message.payload.clone()) {
+        Ok(row) => row,
+        Err(e) => {
+            give_up(
+                shared,
+                &message,
+                "?",
+                &format!("unreadable outbox row: {e}"),
+            )
+            .await;
+            return;
+        }
+    };
+    let item = OutboxItem {
+        id: message.id,
+        conversation_id: message.conversation_id.clone(),
+        row,
+    };
+    let kind = item.row.kind();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        shared.wait_while_paused().await;
+        let result = {
+            let _permit = shared.permits.acquire().await;
+            shared.deliver.deliver(&item).await
+        };
+        let last = attempt >= shared.settings.max_attempts;
+        match result {
+            Ok(()) => {
+                if let Err(e) = shared
+                    .queue
+                    .store
+                    .mark_sent(&[item.id], shared.clock.now())
+                    .await
+                {
+                    tracing::error!(channel, row = item.id, conversation = %item.conversation_id, error = %e, "sender: delivered but could not mark the row sent (it may be sent again)");
+                }
+                return;
+            }
+            Err(DeliveryError::Retry { reason, after }) if !last => {
+                let delay = after
+                    .unwrap_or_else(|| shared.backoff(attempt))
+                    .min(shared.settings.max_delay);
+                tracing::warn!(channel, row = item.id, conversation = %item.conversation_id, kind, attempt, %reason, delay_ms = delay.as_millis() as u64, "sender: will retry");
+                tokio::time::sleep(delay).await;
+            }
+            Err(DeliveryError::PauseAll { reason, after }) if !last => {
+                let delay = after.min(shared.settings.max_delay);
+                tracing::warn!(channel, row = item.id, kind, attempt, %reason, delay_ms = delay.as_millis() as u64, "sender: global rate limit, every conversation waits");
+                shared.pause_for(delay);
+            }
+            Err(error) => {
+                give_up(shared, &message, kind, &error.to_string()).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn give_up(shared: &Shared, message: &OutboxMessage, kind: &str, reason: &str) {
+    let channel = shared.deliver.channel();
+    tracing::error!(channel, row = message.id, conversation = %message.conversation_id, kind, reason, "sender: giving up on a message");
+    if let Err(e) = shared
+        .queue
+        .store
+        .mark_failed(message.id, reason, shared.clock.now())
+        .await
+    {
+        tracing::error!(channel, row = message.id, conversation = %message.conversation_id, error = %e, "sender: could not mark the row failed (it will be tried again)");
+    }
+}
+
+impl Shared {
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.settings.retry_base * 2u32.saturating_pow(attempt.saturating_sub(1)).min(64)
+    }
+
+    fn pause_for(&self, delay: Duration) {
+        let until = Instant::now() + delay;
+        let mut paused = self
+            .paused_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if paused.is_none_or(|current| current < until) {
+            *paused = Some(until);
+        }
+    }
+
+    async fn wait_while_paused(&self) {
+        loop {
+            let until = *self
+                .paused_until
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match until {
+                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
+                _ => return,
+            }
+        }
+    }
+}
