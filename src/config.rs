@@ -193,7 +193,7 @@ impl Config {
                 section.insert(name.clone(), parse_env_value(&value));
             }
         }
-        let config: Config =
+        let mut config: Config =
             toml::Value::Table(table)
                 .try_into()
                 .map_err(|e: toml::de::Error| ConfigError::Invalid {
@@ -202,9 +202,110 @@ impl Config {
                         .unwrap_or_else(|| "environment".into()),
                     message: e.to_string().trim().replace('\n', " "),
                 })?;
+        if let Some(base) = path.and_then(Path::parent) {
+            config.resolve_paths(base);
+        }
+        config.check_ranges()?;
         config.engine_settings()?;
         config.business_hours()?;
         Ok(config)
+    }
+
+    /// Relative paths in a config file are relative to the file's folder,
+    /// so `serve --config /etc/madoguchi/config.toml` works from anywhere.
+    fn resolve_paths(&mut self, base: &Path) {
+        for path in [
+            &mut self.general.flows_dir,
+            &mut self.general.locales_dir,
+            &mut self.storage.database,
+        ] {
+            if path.is_relative() && !base.as_os_str().is_empty() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+
+    /// Durations and counts within sensible bounds: a one-line error naming
+    /// the key, never a panic or an overflow later.
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        let ranges: [(&str, i128, i128, i128); 12] = [
+            (
+                "lockout.retry_wait_minutes",
+                self.lockout.retry_wait_minutes.into(),
+                1,
+                7 * 24 * 60,
+            ),
+            (
+                "session.expiry_minutes",
+                self.session.expiry_minutes.into(),
+                1,
+                30 * 24 * 60,
+            ),
+            (
+                "general.max_input_chars",
+                self.general.max_input_chars as i128,
+                1,
+                100_000,
+            ),
+            (
+                "discord.retry_base_ms",
+                self.discord.retry_base_ms.into(),
+                1,
+                60_000,
+            ),
+            (
+                "discord.max_attempts",
+                self.discord.max_attempts.into(),
+                1,
+                100,
+            ),
+            (
+                "discord.max_in_flight",
+                self.discord.max_in_flight as i128,
+                1,
+                1024,
+            ),
+            (
+                "teams.retry_base_ms",
+                self.teams.retry_base_ms.into(),
+                1,
+                60_000,
+            ),
+            ("teams.max_attempts", self.teams.max_attempts.into(), 1, 100),
+            (
+                "teams.max_in_flight",
+                self.teams.max_in_flight as i128,
+                1,
+                1024,
+            ),
+            (
+                "teams.clock_skew_seconds",
+                self.teams.clock_skew_seconds.into(),
+                0,
+                3600,
+            ),
+            (
+                "teams.jwks_min_refresh_seconds",
+                self.teams.jwks_min_refresh_seconds.into(),
+                0,
+                86_400,
+            ),
+            (
+                "teams.max_body_bytes",
+                self.teams.max_body_bytes as i128,
+                1024,
+                16 * 1024 * 1024,
+            ),
+        ];
+        for (key, value, min, max) in ranges {
+            if value < min || value > max {
+                return Err(ConfigError::Invalid {
+                    origin: key.into(),
+                    message: format!("must be between {min} and {max} (is {value})"),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The engine's view of the configuration.
@@ -343,5 +444,61 @@ mod tests {
         )];
         let error = Config::load(None, env).expect_err("bad tz").to_string();
         assert!(error.contains("general.time_zone"), "{error}");
+    }
+
+    #[test]
+    fn durations_out_of_range_are_one_line_errors_not_panics() {
+        for (key, value) in [
+            (
+                "MADOGUCHI__LOCKOUT__RETRY_WAIT_MINUTES",
+                "9223372036854775807",
+            ),
+            ("MADOGUCHI__LOCKOUT__RETRY_WAIT_MINUTES", "0"),
+            ("MADOGUCHI__SESSION__EXPIRY_MINUTES", "-5"),
+            ("MADOGUCHI__TEAMS__RETRY_BASE_MS", "0"),
+            ("MADOGUCHI__DISCORD__MAX_ATTEMPTS", "0"),
+            ("MADOGUCHI__TEAMS__CLOCK_SKEW_SECONDS", "99999999"),
+        ] {
+            let env = vec![(key.to_string(), value.to_string())];
+            let error = Config::load(None, env).expect_err(key).to_string();
+            let section_key = key
+                .trim_start_matches("MADOGUCHI__")
+                .replace("__", ".")
+                .to_ascii_lowercase();
+            assert!(error.contains(&section_key), "{key}: {error}");
+            assert!(!error.contains('\n'), "{key}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_example_config_loads_with_the_defaults() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let config = Config::load(Some(&path), Vec::new()).expect("example loads");
+        let defaults = Config::default();
+        assert_eq!(config.discord.max_in_flight, defaults.discord.max_in_flight);
+        assert_eq!(config.teams.max_in_flight, defaults.teams.max_in_flight);
+        assert_eq!(config.teams.listen, defaults.teams.listen);
+        assert_eq!(
+            config.lockout.retry_wait_minutes,
+            defaults.lockout.retry_wait_minutes
+        );
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[storage]\ndatabase = \"data/madoguchi.db\"\n[general]\nflows_dir = \"/srv/flows\"\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&path), Vec::new()).expect("load");
+        assert_eq!(
+            config.storage.database,
+            dir.path().join("data/madoguchi.db")
+        );
+        assert_eq!(config.general.flows_dir, PathBuf::from("/srv/flows"));
+        assert_eq!(config.general.locales_dir, dir.path().join("locales"));
     }
 }

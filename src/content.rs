@@ -111,3 +111,30 @@ pub fn load(config: &Config) -> Result<Content, Vec<String>> {
     let flow = CompiledFlow::new(flow, &label_texts)?;
     Ok(Content { flow, catalog })
 }
+
+/// The repository's own content for unit tests, loaded once.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    use super::Content;
+    use crate::config::Config;
+
+    /// Defaults with the repository's `flows/` and `locales/`.
+    pub fn config() -> Config {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut config = Config::default();
+        config.general.flows_dir = root.join("flows");
+        config.general.locales_dir = root.join("locales");
+        config
+    }
+
+    pub fn content() -> &'static Content {
+        static CONTENT: OnceLock<Content> = OnceLock::new();
+        CONTENT.get_or_init(|| match super::load(&config()) {
+            Ok(content) => content,
+            Err(problems) => panic!("the repository's content does not load: {problems:#?}"),
+        })
+    }
+}

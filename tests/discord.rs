@@ -31,6 +31,7 @@ async fn start(fake: &FakeDiscord, db: &Path, clock: Arc<ManualClock>) -> Servic
     config.discord.staff_channel_id = STAFF_CHANNEL;
     config.discord.agent_role_id = AGENT_ROLE;
     config.discord.retry_base_ms = 20;
+    config.discord.max_attempts = 3;
     let service = Service::start(
         config,
         db,
@@ -592,6 +593,44 @@ async fn rate_limited_send_is_delivered_once_after_the_wait() {
         .collect();
     assert_eq!(attempts, [429, 200], "rejected once, then delivered once");
     service.stop().await;
+}
+
+/// Through the one generic sender with Discord's `Deliver`: a reply that
+/// keeps failing is marked failed with the reason after `max_attempts`, and
+/// the conversation's later replies still go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_that_keeps_failing_is_marked_failed_and_later_ones_go_out() {
+    let fake = FakeDiscord::start().await;
+    let (_dir, db) = temp();
+    let service = start(&fake, &db, Arc::new(ManualClock::new(jst(10, 0)))).await;
+    let messages = format!("/channels/{DM}/messages");
+    fake.fail_next("POST", &messages, 3);
+    dm(&fake, "こんにちは").await;
+    let posted = posted_to(DM);
+    // Only after the first reply was given up can a later one be sent.
+    fake.wait_for("the first reply failing", |r| {
+        r.is("POST", &messages) && r.status == 500
+    })
+    .await;
+    dm(&fake, "MNPで乗り換えました").await;
+    fake.wait_for("a later reply delivered", move |r| posted(r))
+        .await;
+    let store = service.stop().await;
+    let statuses: Vec<u16> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.is("POST", &messages))
+        .map(|r| r.status)
+        .collect();
+    support::assert_first_given_up_then_sent(
+        &statuses,
+        3,
+        &db,
+        &*store,
+        "discord",
+        &DM.to_string(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

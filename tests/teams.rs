@@ -42,6 +42,7 @@ fn teams_config(fake: &FakeBotFramework) -> madoguchi::config::Config {
     config.teams.agents_service_url = fake.service_url();
     config.teams.agents = vec![AGENT_AAD.into()];
     config.teams.retry_base_ms = 20;
+    config.teams.max_attempts = 3;
     config.teams.max_body_bytes = 64 * 1024;
     config
 }
@@ -612,4 +613,151 @@ async fn restart_then_a_reminder_due_during_downtime_is_sent_proactively() {
     );
     wait_person_text(&fake, "csat-question").await;
     service.stop().await;
+}
+
+/// A message from the person in their own personal chat `conversation`.
+fn message_in(fake: &FakeBotFramework, conversation: &str, id: &str, text: &str) -> Value {
+    let mut a = activity(fake, id, "message", conversation, "personal", person());
+    a["text"] = json!(text);
+    a
+}
+
+/// The person in `conversation` says hello; the endpoint accepts it.
+async fn hello(service: &Service, fake: &FakeBotFramework, conversation: &str, id: &str) {
+    let activity = message_in(fake, conversation, id, "こんにちは");
+    assert_eq!(post(service, fake, &activity).await, 200);
+}
+
+/// Awaits the start question in `conversation`.
+async fn wait_question(fake: &FakeBotFramework, conversation: &'static str) {
+    let question = text("start-question", &[]);
+    fake.wait_for("the start question", move |p| {
+        delivered_to(conversation)(p) && p.text() == question
+    })
+    .await;
+}
+
+/// A fresh service on a fresh database.
+async fn fresh(fake: &FakeBotFramework) -> (tempfile::TempDir, Service) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = start(
+        fake,
+        &dir.path().join("teams.db"),
+        Arc::new(ManualClock::new(jst(10, 0))),
+    )
+    .await;
+    (dir, service)
+}
+
+fn delivered_to(conversation: &'static str) -> impl Fn(&Posted) -> bool {
+    move |p: &Posted| p.conversation == conversation && p.body["type"] == "message"
+}
+
+/// Through the one generic sender with Teams' `Deliver`: a reply that keeps
+/// failing is marked failed with the reason after `max_attempts`, and the
+/// conversation's later replies still go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_that_keeps_failing_is_marked_failed_and_later_ones_go_out() {
+    const CHAT: &str = "a:1failing-chat";
+    let fake = FakeBotFramework::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("teams.db");
+    let service = start(&fake, &db, Arc::new(ManualClock::new(jst(10, 0)))).await;
+    fake.fail_next(CHAT, 3);
+    hello(&service, &fake, CHAT, "f-1").await;
+    assert_eq!(
+        post(
+            &service,
+            &fake,
+            &message_in(&fake, CHAT, "f-2", "MNPで乗り換えました")
+        )
+        .await,
+        200
+    );
+    fake.wait_for("a later reply delivered", delivered_to(CHAT))
+        .await;
+    let store = service.stop().await;
+    let statuses = fake.statuses(CHAT);
+    support::assert_first_given_up_then_sent(&statuses, 3, &db, &*store, "teams", CHAT).await;
+}
+
+/// One conversation whose connector calls hang does not hold back another
+/// conversation's replies; they arrive while the slow one still waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_conversation_does_not_delay_the_others() {
+    const SLOW: &str = "a:1slow-chat";
+    const FAST: &str = "a:1fast-chat";
+    let fake = FakeBotFramework::start().await;
+    let (_dir, service) = fresh(&fake).await;
+    fake.hold(SLOW);
+    hello(&service, &fake, SLOW, "s-1").await;
+    hello(&service, &fake, FAST, "q-1").await;
+    wait_question(&fake, FAST).await;
+    assert!(
+        fake.statuses(SLOW).is_empty(),
+        "the slow conversation's reply is still waiting"
+    );
+    fake.release(SLOW);
+    fake.wait_for("the slow conversation's greeting", delivered_to(SLOW))
+        .await;
+    service.stop().await;
+}
+
+/// A 429 with a long Retry-After on one conversation makes only that
+/// conversation wait: another conversation's replies go out meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_conversation_waits_alone() {
+    const THROTTLED: &str = "a:1throttled-chat";
+    const OTHER: &str = "a:1other-chat";
+    let fake = FakeBotFramework::start().await;
+    let (_dir, service) = fresh(&fake).await;
+    fake.throttle(THROTTLED, 3600.0);
+    hello(&service, &fake, THROTTLED, "t-1").await;
+    fake.wait_for_any_status("the 429", |p| {
+        p.conversation == THROTTLED && p.status == 429
+    })
+    .await;
+    hello(&service, &fake, OTHER, "o-1").await;
+    wait_question(&fake, OTHER).await;
+    assert!(
+        fake.statuses(THROTTLED).iter().all(|s| *s == 429),
+        "the throttled conversation is still waiting out its Retry-After"
+    );
+    // Not stopped gracefully: a graceful stop would flush, waiting out the
+    // Retry-After; the runtime ends the service with the test.
+    drop(service);
+}
+
+/// When the desk cannot handle an input (here the database refuses the
+/// commit: a table is gone), the person still gets the short polite
+/// "please try again" answer, sent directly, and Teams gets a 500 so it may
+/// retry the activity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_database_still_gets_the_person_a_polite_answer() {
+    const CHAT: &str = "a:1broken-db-chat";
+    let fake = FakeBotFramework::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("teams.db");
+    let service = start(&fake, &db, Arc::new(ManualClock::new(jst(10, 0)))).await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("second connection");
+    sqlx::query("DROP TABLE inbound_seen")
+        .execute(&pool)
+        .await
+        .expect("break the database");
+    pool.close().await;
+    let status = post(
+        &service,
+        &fake,
+        &message_in(&fake, CHAT, "b-1", "こんにちは"),
+    )
+    .await;
+    assert_eq!(status, 500);
+    let sorry = text("desk-try-again", &[]);
+    fake.wait_for("the polite answer", move |p| {
+        p.conversation == CHAT && p.text() == sorry
+    })
+    .await;
+    drop(service);
 }

@@ -89,6 +89,24 @@ impl Default for SenderSettings {
     }
 }
 
+impl SenderSettings {
+    /// From a channel's `[section]`: retry base in milliseconds, attempts,
+    /// deliveries at once (each at least 1), longest wait between attempts.
+    pub fn from_config(
+        retry_base_ms: u64,
+        max_attempts: u32,
+        max_in_flight: usize,
+        max_delay: Duration,
+    ) -> SenderSettings {
+        SenderSettings {
+            retry_base: Duration::from_millis(retry_base_ms.max(1)),
+            max_delay,
+            max_attempts: max_attempts.max(1),
+            max_in_flight: max_in_flight.max(1),
+        }
+    }
+}
+
 /// The outbox as the sender sees it: pending rows and commit wake-ups.
 /// Made by [`crate::desk::Desk::outbox_queue`].
 #[derive(Clone)]
@@ -306,5 +324,136 @@ impl Shared {
                 _ => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The sender's own rules with a scripted channel and tokio's paused
+    //! clock (virtual, deterministic time): a per-conversation back-off
+    //! holds back only that conversation; a global pause holds back all.
+
+    use std::collections::HashMap;
+
+    use chrono::TimeZone;
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::conversation::memory::MemoryStore;
+
+    /// Answers each conversation's calls from a script (then `Ok`), and
+    /// records when each delivery was attempted.
+    struct Scripted {
+        script: Mutex<HashMap<String, Vec<DeliveryError>>>,
+        attempts: Mutex<Vec<(String, Instant)>>,
+        first_failure: Notify,
+    }
+
+    #[async_trait]
+    impl Deliver for Scripted {
+        fn channel(&self) -> &str {
+            "test"
+        }
+
+        async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+            self.attempts
+                .lock()
+                .expect("attempts")
+                .push((item.conversation_id.clone(), Instant::now()));
+            let next = self
+                .script
+                .lock()
+                .expect("script")
+                .get_mut(&item.conversation_id)
+                .and_then(|s| (!s.is_empty()).then(|| s.remove(0)));
+            match next {
+                Some(error) => {
+                    self.first_failure.notify_one();
+                    Err(error)
+                }
+                None => Ok(()),
+            }
+        }
+    }
+
+    fn row() -> serde_json::Value {
+        OutboxRow::Relay {
+            ticket: "t".into(),
+            text: "x".into(),
+        }
+        .to_payload()
+    }
+
+    /// Runs the sender; A's first delivery answers `failure`; B's row is
+    /// written only after that. Returns (when A failed, when B went out).
+    async fn b_after_a_fails(failure: DeliveryError) -> (Instant, Instant) {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 25, 1, 0, 0)
+            .single()
+            .expect("time");
+        let (committed, committed_rx) = watch::channel(0u64);
+        let deliver = Arc::new(Scripted {
+            script: Mutex::new(HashMap::from([("A".to_string(), vec![failure])])),
+            attempts: Mutex::new(Vec::new()),
+            first_failure: Notify::new(),
+        });
+        store.enqueue("A", "test", row(), at).await.expect("A");
+        let (stop, stopping) = watch::channel(false);
+        let sender = tokio::spawn(run(
+            OutboxQueue::new(store.clone(), committed_rx),
+            deliver.clone(),
+            SenderSettings {
+                retry_base: Duration::from_secs(1),
+                max_delay: Duration::from_secs(600),
+                max_attempts: 5,
+                max_in_flight: 4,
+            },
+            Arc::new(ManualClock::new(at)),
+            stopping,
+        ));
+        deliver.first_failure.notified().await;
+        store.enqueue("B", "test", row(), at).await.expect("B");
+        committed.send_modify(|n| *n += 1);
+        stop.send(true).expect("stop");
+        sender.await.expect("sender");
+        let attempts = deliver.attempts.lock().expect("attempts").clone();
+        let a_failed = attempts.iter().find(|(c, _)| c == "A").expect("A").1;
+        let b_sent = attempts.iter().find(|(c, _)| c == "B").expect("B").1;
+        assert!(store
+            .pending_conversations("test", 10)
+            .await
+            .expect("pending")
+            .is_empty());
+        (a_failed, b_sent)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_conversation_does_not_hold_back_another() {
+        let (a_failed, b_sent) = b_after_a_fails(DeliveryError::Retry {
+            reason: "429".into(),
+            after: Some(Duration::from_secs(60)),
+        })
+        .await;
+        assert!(
+            b_sent - a_failed < Duration::from_secs(60),
+            "B waited {:?}",
+            b_sent - a_failed
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_global_rate_limit_pauses_every_conversation() {
+        let (a_failed, b_sent) = b_after_a_fails(DeliveryError::PauseAll {
+            reason: "global 429".into(),
+            after: Duration::from_secs(60),
+        })
+        .await;
+        assert!(
+            b_sent - a_failed >= Duration::from_secs(60),
+            "B went out after {:?}",
+            b_sent - a_failed
+        );
     }
 }

@@ -94,6 +94,13 @@ struct Inner {
     ids: Mutex<u64>,
     /// Accepted posts per conversation (cheap to read under load).
     counts: Mutex<std::collections::HashMap<String, usize>>,
+    /// Per conversation: message posts still to answer with 500.
+    failing: Mutex<std::collections::HashMap<String, u32>>,
+    /// Per conversation: message posts answered 429 with this Retry-After.
+    throttled: Mutex<std::collections::HashMap<String, f64>>,
+    /// Conversations whose message posts wait (a slow or stuck connector)
+    /// until released.
+    held: watch::Sender<std::collections::HashSet<String>>,
 }
 
 #[derive(Clone)]
@@ -116,6 +123,9 @@ impl FakeBotFramework {
             throttle_next: Mutex::new(None),
             ids: Mutex::new(0),
             counts: Mutex::new(std::collections::HashMap::new()),
+            failing: Mutex::new(std::collections::HashMap::new()),
+            throttled: Mutex::new(std::collections::HashMap::new()),
+            held: watch::channel(std::collections::HashSet::new()).0,
         });
         let app = Router::new()
             .route("/openid", get(openid))
@@ -191,6 +201,49 @@ impl FakeBotFramework {
         }
     }
 
+    /// The next `n` message posts to `conversation` get 500 (the
+    /// connector's transient server error).
+    pub fn fail_next(&self, conversation: &str, n: u32) {
+        self.inner
+            .failing
+            .lock()
+            .expect("failing")
+            .insert(conversation.to_string(), n);
+    }
+
+    /// Every message post to `conversation` gets 429 with `Retry-After:
+    /// seconds` (a throttled conversation), until `unthrottle`.
+    pub fn throttle(&self, conversation: &str, seconds: f64) {
+        self.inner
+            .throttled
+            .lock()
+            .expect("throttled")
+            .insert(conversation.to_string(), seconds);
+    }
+
+    /// Message posts to `conversation` wait without an answer (a slow
+    /// connector) until [`FakeBotFramework::release`].
+    pub fn hold(&self, conversation: &str) {
+        self.inner.held.send_modify(|held| {
+            held.insert(conversation.to_string());
+        });
+    }
+
+    pub fn release(&self, conversation: &str) {
+        self.inner.held.send_modify(|held| {
+            held.remove(conversation);
+        });
+    }
+
+    /// Posts to `conversation` with this status so far (any type).
+    pub fn statuses(&self, conversation: &str) -> Vec<u16> {
+        self.posted()
+            .iter()
+            .filter(|p| p.conversation == conversation && p.body["type"] == "message")
+            .map(|p| p.status)
+            .collect()
+    }
+
     /// The next message activity post gets 429 with `Retry-After: seconds`.
     pub fn throttle_next(&self, seconds: f64) {
         *self.inner.throttle_next.lock().expect("throttle") = Some(seconds);
@@ -225,6 +278,14 @@ impl FakeBotFramework {
                 all.join("\n")
             )
         })
+    }
+
+    /// Awaits a post matching `pred` whatever the fake answered (429, 500).
+    pub async fn wait_for_any_status(&self, what: &str, pred: impl Fn(&Posted) -> bool) -> Posted {
+        let mut rx = self.inner.posted_tx.subscribe();
+        super::wait::wait_until(&mut rx, || self.posted().into_iter().find(|p| pred(p)))
+            .await
+            .unwrap_or_else(|_| panic!("fake bot framework: timed out waiting for {what}"))
     }
 
     pub async fn wait_for(&self, what: &str, pred: impl Fn(&Posted) -> bool) -> Posted {
@@ -342,12 +403,45 @@ fn record(
         .to_string();
     // Only message activities are throttled (typing indicators are best
     // effort and never retried).
-    let throttled = if body["type"] == "message" {
-        inner.throttle_next.lock().expect("throttle").take()
+    let message = body["type"] == "message";
+    let throttled = if message {
+        inner
+            .throttle_next
+            .lock()
+            .expect("throttle")
+            .take()
+            .or_else(|| {
+                inner
+                    .throttled
+                    .lock()
+                    .expect("throttled")
+                    .get(&conversation)
+                    .copied()
+            })
     } else {
         None
     };
-    let status = if throttled.is_some() { 429 } else { 200 };
+    let failing = message
+        && throttled.is_none()
+        && match inner
+            .failing
+            .lock()
+            .expect("failing")
+            .get_mut(&conversation)
+        {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        };
+    let status = if throttled.is_some() {
+        429
+    } else if failing {
+        500
+    } else {
+        200
+    };
     let id = {
         let mut ids = inner.ids.lock().expect("ids");
         *ids += 1;
@@ -369,6 +463,13 @@ fn record(
         status,
     });
     inner.posted_tx.send_modify(|n| *n += 1);
+    if failing {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": {"code": "ServiceError", "message": "Internal error"}})),
+        )
+            .into_response();
+    }
     match throttled {
         Some(seconds) => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -386,7 +487,17 @@ async fn activity(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    wait_while_held(&inner, &conversation, &body).await;
     record(&inner, conversation, None, &headers, body)
+}
+
+/// A held conversation's message posts wait until released.
+async fn wait_while_held(inner: &Inner, conversation: &str, body: &Value) {
+    if body["type"] != "message" {
+        return;
+    }
+    let mut held = inner.held.subscribe();
+    let _released = held.wait_for(|held| !held.contains(conversation)).await;
 }
 
 async fn reply(
@@ -395,5 +506,6 @@ async fn reply(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    wait_while_held(&inner, &conversation, &body).await;
     record(&inner, conversation, Some(reply), &headers, body)
 }

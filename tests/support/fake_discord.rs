@@ -104,6 +104,8 @@ struct Inner {
     requests: Mutex<Vec<Recorded>>,
     requests_tx: watch::Sender<usize>,
     rate_limits: Mutex<Vec<(String, String, f64)>>,
+    /// (method, path suffix, how many more) answered with 500.
+    failures: Mutex<Vec<(String, String, u32)>>,
     gateway: Mutex<Gateway>,
     ready_tx: watch::Sender<ReadyState>,
     world: Mutex<World>,
@@ -217,6 +219,7 @@ impl FakeDiscord {
             requests: Mutex::new(Vec::new()),
             requests_tx: watch::channel(0).0,
             rate_limits: Mutex::new(Vec::new()),
+            failures: Mutex::new(Vec::new()),
             gateway: Mutex::new(Gateway::default()),
             ready_tx: watch::channel(ReadyState::default()).0,
             world: Mutex::new(World::default()),
@@ -366,6 +369,12 @@ impl FakeDiscord {
             path_suffix.to_string(),
             retry_after_secs,
         ));
+    }
+
+    /// The next `n` requests with this method whose path ends with
+    /// `path_suffix` get Discord's 500 (a transient server error).
+    pub fn fail_next(&self, method: &str, path_suffix: &str, n: u32) {
+        lock(&self.inner.failures).push((method.to_ascii_uppercase(), path_suffix.to_string(), n));
     }
 
     /// Closes the current websocket with close code 4000 ("unknown error",
@@ -868,6 +877,18 @@ impl Inner {
         self.requests_tx.send_replace(n);
     }
 
+    fn take_failure(&self, method: &str, path: &str) -> bool {
+        let mut failures = lock(&self.failures);
+        let Some(entry) = failures
+            .iter_mut()
+            .find(|(m, suffix, left)| m == method && path.ends_with(suffix.as_str()) && *left > 0)
+        else {
+            return false;
+        };
+        entry.2 -= 1;
+        true
+    }
+
     fn take_rate_limit(&self, method: &str, path: &str) -> Option<f64> {
         let mut limits = lock(&self.rate_limits);
         let i = limits
@@ -1139,6 +1160,17 @@ async fn rest(
             status: 429,
         });
         return rate_limited(retry_after);
+    }
+
+    if inner.take_failure(&method, &path) {
+        inner.record(Recorded {
+            method,
+            path,
+            query,
+            body,
+            status: 500,
+        });
+        return respond(Reply::error(500, 0, "500: Internal Server Error"), false);
     }
 
     let mut reply = route(&inner, &method, &path, &body);

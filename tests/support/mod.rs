@@ -148,6 +148,55 @@ pub fn at<'a>(value: &'a Value, path: &str) -> &'a Value {
     path.split('.').fold(value, |v, key| &v[key])
 }
 
+/// `failed_reason` of every outbox row of `conversation`, in order, read
+/// straight from the SQLite file (`None`: sent or pending).
+pub async fn outbox_reasons(db: &Path, conversation: &str) -> Vec<Option<String>> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open the SQLite file");
+    let reasons = sqlx::query_scalar(
+        "SELECT failed_reason FROM outbox WHERE conversation_id = ? ORDER BY id",
+    )
+    .bind(conversation)
+    .fetch_all(&pool)
+    .await
+    .expect("outbox rows");
+    pool.close().await;
+    reasons
+}
+
+/// What a sender test expects of one conversation after its first reply
+/// failed `attempts` times and a later one went out: the platform saw the
+/// failures then only successes, the first row is marked failed with the
+/// platform's status in its reason, and the later row is sent.
+pub async fn assert_first_given_up_then_sent(
+    statuses: &[u16],
+    attempts: usize,
+    db: &Path,
+    store: &dyn Store,
+    channel: &str,
+    address: &str,
+) {
+    assert!(
+        statuses.len() > attempts && statuses[..attempts].iter().all(|s| *s == 500),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[attempts..].iter().all(|s| *s == 200),
+        "{statuses:?}"
+    );
+    let conversation = store
+        .find_by_address(channel, address)
+        .await
+        .expect("find")
+        .expect("conversation");
+    let reasons = outbox_reasons(db, &conversation.id).await;
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    let given_up = reasons[0].as_deref().expect("first row failed");
+    assert!(given_up.contains("500"), "{given_up}");
+    assert_eq!(reasons[1], None, "the later row was sent");
+}
+
 pub fn temp_db(dir: &Path) -> String {
     dir.join("madoguchi.db").display().to_string()
 }

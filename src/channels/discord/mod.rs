@@ -80,12 +80,12 @@ impl DiscordConfig {
 
     /// How the outbox sender retries Discord sends.
     pub fn sender_settings(&self) -> crate::outbox::SenderSettings {
-        crate::outbox::SenderSettings {
-            retry_base: Duration::from_millis(self.retry_base_ms.max(1)),
-            max_delay: Duration::from_secs(60),
-            max_attempts: self.max_attempts.max(1),
-            max_in_flight: self.max_in_flight.max(1),
-        }
+        crate::outbox::SenderSettings::from_config(
+            self.retry_base_ms,
+            self.max_attempts,
+            self.max_in_flight,
+            Duration::from_secs(60),
+        )
     }
 }
 

@@ -61,7 +61,8 @@ impl<'a> Run<'a> {
             _ => None,
         };
         // Only the holder speaks for a claimed conversation, releases,
-        // transfers or closes it; a claim takes a queued one.
+        // transfers or closes it; a claim takes a queued one. A second
+        // agent's claim is refused with the holder's name (they transfer).
         let acting = match &action {
             AgentAction::Claim(agent)
             | AgentAction::Say { agent, .. }
@@ -71,7 +72,7 @@ impl<'a> Run<'a> {
         };
         if let Some((holder_id, holder_name)) = &holder {
             let claim = matches!(action, AgentAction::Claim(_));
-            if *holder_id != acting.id && !claim {
+            if *holder_id != acting.id {
                 self.note(
                     &ticket,
                     registry::AGENT_NOTE_NOT_HOLDER,

@@ -13,6 +13,8 @@
 //! - this module: `step`, walking the flow's nodes, timers.
 
 mod agent;
+#[cfg(test)]
+mod tests;
 pub mod types;
 mod understanding;
 
@@ -716,6 +718,7 @@ impl<'a> Run<'a> {
     }
 }
 
+/// Slot remembering the last ticket after it was released or closed, so a
 /// late agent action can still be answered in the right thread.
 const LAST_TICKET_SLOT: &str = "last_ticket";
 

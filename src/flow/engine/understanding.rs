@@ -138,8 +138,6 @@ pub(super) struct Judgement {
 /// Choice id of "none of these" under a clarifying question.
 pub const CLARIFY_NONE: &str = "clarify-none";
 
-/// Slot remembering the last ticket after it was released or closed, so a
-/// late agent action can still be answered in the right thread.
 /// `"2"`, `"２"`, `"2."`, `"(2)"` → 2: picking a numbered choice in the terminal.
 pub(super) fn parse_choice_number(cleaned: &str) -> Option<usize> {
     let trimmed =
