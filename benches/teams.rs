@@ -6,7 +6,9 @@
 //! (the bot answers 200 once the input is committed and replies
 //! asynchronously, so the POST round trip alone would not be what the person
 //! waits for). Each turn alternates "MNP…" (1 reply) and "最初から…" (3
-//! replies).
+//! replies). Each case runs with an instant connector and with one that
+//! answers 100 ms late (a realistic distance to the Teams service), where
+//! replies of different conversations must go out concurrently.
 //!
 //! Run with `cargo bench --bench teams`.
 
@@ -46,14 +48,17 @@ fn main() {
     runtime.block_on(async {
         println!("madoguchi Teams endpoint benchmark (benches/teams.rs)");
         println!("  closed loop, latency = POST sent -> last reply at the connector; SQLite WAL + synchronous=FULL");
-        for concurrency in [1usize, 16] {
-            run(concurrency).await;
+        for delay_ms in [0u64, 100] {
+            for concurrency in [1usize, 16] {
+                run(concurrency, delay_ms).await;
+            }
         }
     });
 }
 
-async fn run(concurrency: usize) {
+async fn run(concurrency: usize, delay_ms: u64) {
     let fake = FakeBotFramework::start().await;
+    fake.set_delay_ms(delay_ms);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(&fake);
     let store = Arc::new(
@@ -144,7 +149,7 @@ async fn run(concurrency: usize) {
     let pct =
         |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
     println!(
-        "C={concurrency:>2}: {:.0} inputs/s, latency p50 {:.2} ms, p99 {:.2} ms ({} inputs, token requests: {})",
+        "connector +{delay_ms:>3} ms, C={concurrency:>2}: {:.0} inputs/s, latency p50 {:.2} ms, p99 {:.2} ms ({} inputs, token requests: {})",
         latencies.len() as f64 / elapsed.as_secs_f64(),
         pct(0.5),
         pct(0.99),

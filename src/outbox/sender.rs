@@ -211,11 +211,14 @@ async fn worker(shared: Arc<Shared>, conversation: String, done: mpsc::Unbounded
                 break;
             }
         };
-        if rows.is_empty() {
-            break;
-        }
+        let full_batch = rows.len() as i64 == BATCH;
         for row in rows {
             deliver_with_retry(&shared, row).await;
+        }
+        // A short batch was everything pending when read; rows committed
+        // since then wake the dispatcher, which starts a worker again.
+        if !full_batch {
+            break;
         }
     }
     // The dispatcher is gone only when the sender stopped.

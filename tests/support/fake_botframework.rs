@@ -101,6 +101,8 @@ struct Inner {
     /// Conversations whose message posts wait (a slow or stuck connector)
     /// until released.
     held: watch::Sender<std::collections::HashSet<String>>,
+    /// Added to every connector answer (the distance to the Teams service).
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -126,6 +128,7 @@ impl FakeBotFramework {
             failing: Mutex::new(std::collections::HashMap::new()),
             throttled: Mutex::new(std::collections::HashMap::new()),
             held: watch::channel(std::collections::HashSet::new()).0,
+            delay_ms: std::sync::atomic::AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/openid", get(openid))
@@ -227,6 +230,14 @@ impl FakeBotFramework {
         self.inner.held.send_modify(|held| {
             held.insert(conversation.to_string());
         });
+    }
+
+    /// Every connector post is answered `ms` milliseconds late (benchmarks:
+    /// a realistic distance to the Teams service).
+    pub fn set_delay_ms(&self, ms: u64) {
+        self.inner
+            .delay_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn release(&self, conversation: &str) {
@@ -493,6 +504,10 @@ async fn activity(
 
 /// A held conversation's message posts wait until released.
 async fn wait_while_held(inner: &Inner, conversation: &str, body: &Value) {
+    let delay = inner.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     if body["type"] != "message" {
         return;
     }
