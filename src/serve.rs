@@ -23,7 +23,10 @@ pub fn channel_plan(
 ) -> Vec<(String, Result<(), String>)> {
     vec![
         ("discord".to_string(), config.discord.token(env).map(|_| ())),
-        ("teams".to_string(), config.teams.secret(env).map(|_| ())),
+        (
+            "teams".to_string(),
+            config.teams.credential(env).map(|_| ()),
+        ),
     ]
 }
 
@@ -49,6 +52,9 @@ pub async fn run_with_listener(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (stop, stopping) = watch::channel(false);
+    // A channel that stops by itself (Discord refused the token or the
+    // intents) ends `serve` with its error, so the exit is non-zero.
+    let (fatal_tx, mut fatal) = tokio::sync::mpsc::unbounded_channel::<anyhow::Error>();
     let mut tasks = Vec::new();
     for (channel, plan) in channel_plan(&config, env) {
         match plan {
@@ -69,20 +75,21 @@ pub async fn run_with_listener(
         let clock = clock.clone();
         let discord_config = config.discord.clone();
         let stopping = stopping.clone();
+        let fatal_tx = fatal_tx.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = discord::run(desk, clock, discord_config, token, stopping).await {
-                tracing::error!(error = %e, "Discord channel failed to start (check the token and intents)");
+                let _ = fatal_tx.send(e.into());
             }
         }));
     }
     // The HTTP server runs whenever `serve` runs: `/healthz` always,
     // `/api/messages` when Teams is on.
-    let teams = match config.teams.secret(env) {
-        Ok(secret) => Some(Arc::new(crate::channels::teams::TeamsContext::new(
+    let teams = match config.teams.credential(env) {
+        Ok(credential) => Some(Arc::new(crate::channels::teams::TeamsContext::new(
             desk.clone(),
             clock.clone(),
             config.teams.clone(),
-            secret,
+            credential,
         ))),
         Err(_) => None,
     };
@@ -95,6 +102,9 @@ pub async fn run_with_listener(
             })?,
     };
     tracing::info!(address = %listener.local_addr()?, teams = teams.is_some(), "HTTP listening (/healthz, /api/messages)");
+    if let Some(context) = &teams {
+        teams_start_up_checks(&context.config);
+    }
     // The HTTP server drains in-flight requests first; only then is the
     // Teams sender told to flush and stop, so their replies go out too.
     let (stop_sender, sender_stopping) = watch::channel(false);
@@ -102,7 +112,7 @@ pub async fn run_with_listener(
         let settings = context.config.sender_settings();
         tokio::spawn(crate::outbox::run_sender(
             desk.outbox_queue(),
-            Arc::new(crate::channels::teams::deliver::TeamsDeliver { ctx: context }),
+            Arc::new(crate::channels::teams::deliver::TeamsDeliver::new(context)),
             settings,
             clock.clone(),
             sender_stopping,
@@ -125,14 +135,46 @@ pub async fn run_with_listener(
             let _ = sender.await;
         }
     }));
-    shutdown.await;
+    drop(fatal_tx);
+    let failed = tokio::select! {
+        _ = shutdown => None,
+        Some(error) = fatal.recv() => Some(error),
+    };
+    if let Some(error) = &failed {
+        tracing::error!(error = %error, "a channel stopped; shutting down");
+    }
     tracing::info!("shutting down: finishing in-flight work and flushing the outbox");
     let _ = stop.send(true);
     for task in tasks {
         let _ = task.await;
     }
     tracing::info!("stopped");
-    Ok(())
+    failed.map_or(Ok(()), Err)
+}
+
+/// What can be checked about Teams before the first message, said once at
+/// start-up (the rest is found on use and shown on `/healthz`).
+fn teams_start_up_checks(config: &crate::channels::teams::TeamsConfig) {
+    tracing::info!(
+        app_type = config.app_type.as_str(),
+        token_url = %config.token_endpoint(),
+        mentions_required = !config.rsc_channel_messages,
+        "Teams: on"
+    );
+    let agents = config.agents_conversation_id.trim();
+    if agents.is_empty() || config.agents_service_url.trim().is_empty() {
+        tracing::warn!("Teams: teams.agents_conversation_id or teams.agents_service_url is not set; handoffs cannot reach agents");
+    } else if agents.contains(";messageid=") {
+        tracing::warn!("Teams: teams.agents_conversation_id names a reply thread (it contains ;messageid=); set the channel's own id (19:…@thread.tacv2)");
+    } else {
+        // The Bot Framework gives bots no way to ask whether a channel is
+        // private, and bots cannot post in private channels: said here,
+        // checked at the first handoff card (then on /healthz).
+        tracing::info!(channel = %agents, "Teams: handoff cards go to this channel; it must be a standard channel of a team where the app is installed (not a private channel)");
+    }
+    if config.agents.is_empty() {
+        tracing::warn!("Teams: teams.agents is empty; nobody may claim a handoff");
+    }
 }
 
 /// Fires due timers (case A's reminders) at their time; on start it fires

@@ -1,13 +1,22 @@
 //! The HTTP side of `madoguchi serve` (axum): `GET /healthz` and the Bot
 //! Framework endpoint `POST /api/messages`.
 //!
+//! `/healthz` answers 200 `ok` while the service can do its work, and 503
+//! with one line per problem (each naming the setting to check) while
+//! Teams cannot: its token endpoint refuses the bot, or the agents'
+//! channel refuses the handoff cards.
+//!
 //! `fn app(state) -> Router` lets tests call it on their own listener. The
 //! endpoint refuses a body over `teams.max_body_bytes` (413) and anything
 //! that is not an activity (400) before authentication and without touching
 //! a conversation; a request whose token fails any Bot Framework rule gets
-//! 401 with no detail (the operator's log says why). An accepted activity
-//! is committed before the 200, so Teams never needs to retry it; replies go
-//! out asynchronously through the outbox.
+//! 401 with no detail (the operator's log says why). So does an activity of
+//! another tenant, or of no known tenant, when `teams.tenant_id` is set
+//! (the tenant is read from `channelData.tenant.id`, present in every
+//! scope, and `conversation.tenantId`; both must be ours when both are
+//! there). An accepted activity is committed before the
+//! 200, so Teams never needs to retry it; replies go out asynchronously
+//! through the outbox.
 
 use std::sync::Arc;
 
@@ -34,10 +43,24 @@ pub fn app(state: AppState) -> Router {
         .map(|t| t.config.max_body_bytes)
         .unwrap_or(256 * 1024);
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/api/messages", post(messages))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// 200 `ok`, or 503 with the problems (operator-facing, no secrets).
+async fn healthz(State(state): State<AppState>) -> Response {
+    let problems = state
+        .teams
+        .as_ref()
+        .map(|teams| teams.health.problems())
+        .unwrap_or_default();
+    if problems.is_empty() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, problems.join("\n")).into_response()
+    }
 }
 
 /// Errors shown to callers without internals.
@@ -79,21 +102,26 @@ async fn messages(
         .and_then(|h| h.to_str().ok());
     if let Err(reason) = teams
         .auth
-        .verify(authorization, &activity.service_url)
+        .verify(authorization, &activity.service_url, &activity.channel_id)
         .await
     {
         tracing::warn!(%reason, "Teams: request refused (401)");
         return Err(AppError::Unauthorized);
     }
-    let tenant = &teams.config.tenant_id;
-    let foreign = activity
-        .conversation
-        .tenant_id
-        .as_deref()
-        .is_some_and(|t| t != tenant);
-    if !tenant.is_empty() && foreign {
-        tracing::warn!("Teams: activity from another tenant refused (401)");
-        return Err(AppError::Unauthorized);
+    let tenant = teams.config.tenant_id.trim();
+    if !tenant.is_empty() {
+        // Every tenant the activity names must be ours, and it must name one.
+        let tenants = activity.tenants();
+        if tenants.is_empty() {
+            tracing::warn!(
+                "Teams: activity naming no tenant refused (401) while teams.tenant_id is set"
+            );
+            return Err(AppError::Unauthorized);
+        }
+        if let Some(other) = tenants.iter().find(|t| t.as_str() != tenant) {
+            tracing::warn!(tenant = %other, "Teams: activity from another tenant refused (401); teams.tenant_id limits the bot to its own tenant");
+            return Err(AppError::Unauthorized);
+        }
     }
     inbound::handle(&teams, activity).await.map_err(|e| {
         tracing::error!(error = %e, "Teams: activity not handled");

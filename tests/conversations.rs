@@ -19,6 +19,9 @@
 //! replies = ["message-id", ...]            # ids that must appear
 //! contains = ["16:30"]                     # substrings of the reply texts
 //! slots = { "phone.e164" = "+819012345678" }  # "__absent__": slot not set
+//! summary = ["+81 90-****-5678"]           # substrings of the handoff summary
+//! summary_first = "リセット依頼"             # substring of its first line
+//! summary_lacks = ["09012345678"]          # must not appear in the summary
 //! ```
 
 mod support;
@@ -51,6 +54,11 @@ struct Expect {
     #[serde(default)]
     slots: BTreeMap<String, toml::Value>,
     handoff: Option<bool>,
+    #[serde(default)]
+    summary: Vec<String>,
+    summary_first: Option<String>,
+    #[serde(default)]
+    summary_lacks: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -121,6 +129,27 @@ fn check(expect: &Expect, line: &Value, label: &str, failures: &mut Vec<String>)
                 "handoff present = {}, expected {handoff}",
                 !handoff
             ));
+        }
+    }
+    let summary = line["handoff"]["summary"].as_str().unwrap_or_default();
+    for needle in &expect.summary {
+        if !summary.contains(needle.as_str()) {
+            fail(format!("summary does not contain {needle:?}"));
+        }
+    }
+    for needle in &expect.summary_lacks {
+        if summary.contains(needle.as_str()) {
+            fail(format!("summary contains {needle:?}"));
+        }
+    }
+    if let Some(first) = &expect.summary_first {
+        if !summary
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains(first.as_str())
+        {
+            fail(format!("summary's first line does not contain {first:?}"));
         }
     }
     for reply in line["replies"].as_array().into_iter().flatten() {

@@ -90,7 +90,10 @@ async fn queued_person_is_told_position_and_opening_time() {
         .into_iter()
         .find(|r| r.message_id == "handoff-queue-position")
         .expect("position");
-    assert!(position.text.contains('1'), "{}", position.text);
+    assert_eq!(
+        position.text,
+        support::service::text("handoff-queue-position", &[("position", "1")])
+    );
     let hours = first
         .replies()
         .into_iter()
@@ -104,7 +107,10 @@ async fn queued_person_is_told_position_and_opening_time() {
         .into_iter()
         .find(|r| r.message_id == "handoff-queue-position")
         .expect("position");
-    assert!(position.text.contains('2'), "{}", position.text);
+    assert_eq!(
+        position.text,
+        support::service::text("handoff-queue-position", &[("position", "2")])
+    );
 
     // During business hours: no opening time.
     let (_, _, open) = queued(&desk, jst(10, 0)).await;

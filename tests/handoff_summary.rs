@@ -35,7 +35,8 @@ async fn exhausted_checklist_queues_with_a_masked_summary() {
         Input::Choice("b-not-applicable".into()),
         Input::Choice("c-no".into()),
         Input::Text("+81 090-1234-5678".into()),
-        Input::Choice("d-fixed-fails".into()),
+        Input::Choice("d-can-sign-in".into()),
+        Input::Choice("d-form-fails".into()),
         Input::Choice("e-no".into()),
         Input::Choice("f-mobile".into()),
     ] {

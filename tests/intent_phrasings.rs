@@ -73,8 +73,58 @@ async fn unseen_phrasings_reach_the_right_node() {
         misses.len(),
         misses.join("\n")
     );
+    // Since the phrasings were made truly held out (none contains an
+    // example any more), 37–38 of 47 go straight to the right cause; the
+    // bar sits just under that so a regression fails. Issue 10 raises it.
     assert!(
-        direct * 100 >= total * 80,
+        direct * 100 >= total * 78,
         "only {direct} of {total} phrasings were understood without asking back"
+    );
+}
+
+/// The phrasings are held out: none contains, or is contained in, an
+/// example the first message is compared with (the intents' and the start
+/// node's), normalised as the matcher does, so passing the test above says
+/// the matcher generalises.
+#[test]
+fn phrasings_are_not_examples_of_the_flow() {
+    let path = support::repo().join("tests/intent_phrasings.toml");
+    let phrasings: Phrasings =
+        toml::from_str(&std::fs::read_to_string(path).expect("read")).expect("parse");
+    let desk = support::desk(Arc::new(MemoryStore::new()));
+    let flow = &desk.flow().flow;
+    let normalise = |s: &str| madoguchi::text::clean(s).to_lowercase();
+    let mut examples: Vec<String> = flow
+        .intents
+        .iter()
+        .flat_map(|i| i.examples.iter())
+        .chain(
+            flow.nodes
+                .get(&flow.flow.start)
+                .into_iter()
+                .flat_map(|n| n.choices.iter())
+                .flat_map(|c| c.examples.iter()),
+        )
+        .map(|e| normalise(e))
+        .filter(|e| !e.is_empty())
+        .collect();
+    examples.sort();
+    examples.dedup();
+    let overlapping: Vec<String> = phrasings
+        .phrase
+        .iter()
+        .flat_map(|p| {
+            let phrase = normalise(&p.text);
+            examples
+                .iter()
+                .filter(move |e| phrase.contains(e.as_str()) || e.contains(phrase.as_str()))
+                .map(move |e| format!("{:?} ~ example {e:?}", p.text))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        overlapping.is_empty(),
+        "phrasings that are not held out:\n{}",
+        overlapping.join("\n")
     );
 }

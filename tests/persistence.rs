@@ -19,7 +19,7 @@ async fn killed_between_inputs_resumes_at_the_same_node_with_the_same_slots() {
     let id = greeting["conversation"].as_str().expect("id").to_string();
     chat.choice("start-check-number");
     let answered = chat.text("＋８１　０９０ー１２３４ー５６７８");
-    assert_eq!(answered["node"], "case-d-leading-zero");
+    assert_eq!(answered["node"], "case-d-can-sign-in");
     // SIGKILL right after the answer line: no chance to flush or clean up.
     chat.child.kill().expect("kill");
     chat.child.wait().expect("reap");
@@ -39,11 +39,14 @@ async fn killed_between_inputs_resumes_at_the_same_node_with_the_same_slots() {
         .flat_map(|r| r["choices"].as_array().into_iter().flatten())
         .filter_map(|c| c["id"].as_str())
         .collect();
-    assert_eq!(choices, ["d-fixed-works", "d-fixed-fails"]);
+    assert_eq!(
+        choices,
+        ["d-can-sign-in", "d-cannot-sign-in", "d-sign-in-unsure"]
+    );
 
     // The conversation goes on from there.
-    let next = resumed.choice("d-fixed-works");
-    assert_eq!(next["node"], "csat");
+    let next = resumed.choice("d-can-sign-in");
+    assert_eq!(next["node"], "case-d-fix-form");
     resumed.finish();
 
     // Nothing lost or repeated: one transcript line per person input.
@@ -59,7 +62,7 @@ async fn killed_between_inputs_resumes_at_the_same_node_with_the_same_slots() {
     assert_eq!(person.len(), 3, "{person:?}");
     assert!(person[0].starts_with("[start-check-number]"));
     assert_eq!(person[1], "+81 090ー1234ー5678");
-    assert!(person[2].starts_with("[d-fixed-works]"));
+    assert!(person[2].starts_with("[d-can-sign-in]"));
 }
 
 #[tokio::test]

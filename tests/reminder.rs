@@ -83,8 +83,8 @@ async fn reminder_survives_a_restart_and_fires_once() {
     assert_eq!(ids(&resumed)[0], "reminder-lockout-over");
     assert!(resumed.replies()[0].text.contains("16:50"));
     assert_eq!(
-        resumed.state.node, "case-a-wait",
-        "the pending question is asked again"
+        resumed.state.node, "case-a-reminded",
+        "the reminder asks how the retry went"
     );
     assert_eq!(resumed.state.slots["lockout"]["wait_over"], true);
     assert!(desk

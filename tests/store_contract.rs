@@ -176,7 +176,10 @@ async fn contract(store: Arc<dyn Store>) {
     let mut fire = Commit::new(record("c1", "case-b-check"), Some(2));
     fire.inbound_key = Some("timer:t1".into());
     fire.fired_timer = Some("t1".into());
-    store.commit(fire).await.expect("fire");
+    assert!(matches!(
+        store.commit(fire).await.expect("fire"),
+        CommitOutcome::Committed { version: 3, .. }
+    ));
     assert!(store
         .due_timers(t0 + Duration::hours(4), None)
         .await
@@ -190,10 +193,18 @@ async fn contract(store: Arc<dyn Store>) {
         due_at: t0,
         payload: json!({}),
     });
-    store.commit(schedule).await.expect("schedule");
+    assert!(matches!(
+        store.commit(schedule).await.expect("schedule"),
+        CommitOutcome::Committed { version: 4, .. }
+    ));
+    // The scheduled timer is there before it is cancelled.
+    assert_eq!(store.next_timer_due(None).await.expect("next"), Some(t0));
     let mut cancel = Commit::new(record("c1", "start"), Some(4));
     cancel.cancel_timer_kinds.push("lockout".into());
-    store.commit(cancel).await.expect("cancel");
+    assert!(matches!(
+        store.commit(cancel).await.expect("cancel"),
+        CommitOutcome::Committed { version: 5, .. }
+    ));
     assert_eq!(store.next_timer_due(None).await.expect("next"), None);
 
     // Handoffs and transcript.
@@ -207,10 +218,16 @@ async fn contract(store: Arc<dyn Store>) {
         created_at: t0,
         agent_address: None,
     });
-    store.commit(handoff).await.expect("handoff");
+    assert!(matches!(
+        store.commit(handoff).await.expect("handoff"),
+        CommitOutcome::Committed { version: 6, .. }
+    ));
     let mut cancel_handoff = Commit::new(record("c1", "start"), Some(6));
     cancel_handoff.handoff_status = Some(("c1-9".into(), "cancelled".into()));
-    store.commit(cancel_handoff).await.expect("status");
+    assert!(matches!(
+        store.commit(cancel_handoff).await.expect("status"),
+        CommitOutcome::Committed { version: 7, .. }
+    ));
     let handoffs = store.handoffs("c1").await.expect("handoffs");
     assert_eq!(handoffs.len(), 1);
     assert_eq!(handoffs[0].status, "cancelled");
@@ -317,15 +334,41 @@ async fn contract(store: Arc<dyn Store>) {
         .enqueue("teams:agents", "teams", json!({"n": 9}), t0)
         .await
         .expect("enqueue");
+    // Once per key: a redelivered event writes no second note.
+    let once = store
+        .enqueue_once(
+            "teams:agents",
+            "teams",
+            "teams:activity:x",
+            json!({"n": 10}),
+            t0,
+        )
+        .await
+        .expect("enqueue once");
+    assert!(once.is_some());
+    assert_eq!(
+        store
+            .enqueue_once(
+                "teams:agents",
+                "teams",
+                "teams:activity:x",
+                json!({"n": 10}),
+                t0
+            )
+            .await
+            .expect("enqueue once again"),
+        None
+    );
+    let notices = [Some(notice), once];
     assert_eq!(
         store
             .pending_outbox("teams", "teams:agents", 10)
             .await
             .expect("outbox")
             .iter()
-            .map(|m| m.id)
+            .map(|m| Some(m.id))
             .collect::<Vec<_>>(),
-        [notice]
+        notices
     );
 
     // A row given up on is no longer pending, and says why.

@@ -33,8 +33,8 @@ closed-reopen = Welcome back! Let's start a new conversation.
 
 # timer_reminder ($retry_at: Japan time)
 reminder-lockout-over =
-    It's now { $retry_at } (JST), the suggested time to try again.
-    Please try signing in (or setting up verification) once, calmly.
+    It's now { $retry_at } (JST), the time we recommended for trying again.
+    A lock can last longer than 5 hours, so it may not have lifted yet. Please try signing in (or setting up verification) once, calmly.
     If it still doesn't work, just reply here.
 
 # offer_human (shown with a staff button after repeated misunderstandings)
@@ -76,8 +76,15 @@ invalid-last-attempt =
 summary-header =
     { "[" }MFA phone verification: handoff] Ticket { $ticket } / Reason: { $reason ->
         [requested] the person asked for staff
+        [method_reset] method reset request (the person cannot sign in to fix the registration)
+        [blocked] sign-in blocked by a policy
        *[other] not solved by the checklist
     }
+
+# First summary line of a method reset request ($masked: the number to register, partly hidden)
+summary-method-reset = ★ Method reset request: the person cannot sign in another way. Number to register: { $masked }
+# Sign-in error codes the person pasted (AADSTS…)
+summary-signin-errors = • Sign-in error codes: { $codes }
 
 # one line per checked cause ($answer: the pressed button's label, or summary-answer-auto)
 summary-finding =
@@ -160,3 +167,7 @@ jsonl-invalid-input = Each line must be { "{" }"text": "…"{ "}" } or { "{" }"c
 
 # Said when an input could not be handled (the store failed); nothing was lost.
 desk-try-again = Sorry, we could not handle that just now. Please wait a moment and send it again.
+
+# flow.messages.back_ack / back_nothing: "go back"
+back-ack = Going back to the previous question.
+back-nothing = There is no earlier question. Please answer the current one.

@@ -8,7 +8,7 @@
 # nodes.start (first say): greeting
 greeting =
     Hello! I'm the university IT Help Desk assistant for multi-factor authentication (MFA) by phone call or text message (SMS).
-    If the verification call or SMS isn't reaching you, don't worry: most cases can be fixed by checking a few settings. Let's go through them together.
+    If the verification call or SMS isn't reaching you, let's go through the known causes (A–F) together, one by one.
     • Type freely or tap the buttons, whichever is easier
     • Type "talk to a person" to reach a staff member
     • Type "start over" to begin again
@@ -30,6 +30,7 @@ choice-start-human = Talk to a staff member
 # [[intents]] labels (buttons of "which is closest?", and the staff button)
 intent-human = Talk to a staff member
 intent-restart = Start over
+intent-back = Go back one step
 intent-solved = It's solved
 intent-case-a = I tried many times and got locked
 intent-case-b = The call or SMS doesn't arrive
@@ -44,7 +45,7 @@ intent-checklist = I don't know the cause
 # nodes.case-a-count (first say)
 case-a-intro =
     First, let's check how many times you tried.
-    For security, sign-in verification and setup are limited to 5 attempts in 5 minutes. Trying many times in a short period can look like unauthorized access, and the account may be locked for a while.
+    For security, sign-in verification and setup are limited to 5 attempts in 5 minutes. Tries that failed, and calls or SMS that arrived but were not answered, count too: trying many times in a short period is treated as unauthorized access, and the account is locked.
 
 # nodes.case-a-count (second say: the question)
 case-a-ask-count =
@@ -72,15 +73,27 @@ choice-a-when-30m = About 30 minutes ago
 choice-a-when-1h = About 1 hour ago
 choice-a-when-3h = About 3 hours ago
 choice-a-when-yesterday = Yesterday
+choice-a-when-unknown = I don't remember
+
+# nodes.case-a-when-assumed (the person doesn't remember when)
+case-a-when-assumed = As you don't remember when you last tried, I'll count from now, to be safe.
 
 # nodes.case-a-wait (5+ attempts or unknown, still within the waiting time)
 # $retry_at, $last_attempt: "HH:MM" or "MM/DD HH:MM", Japan time
 case-a-wait =
     If you tried several times in a short period, your account may be temporarily locked.
-    • Please don't try again right now (trying while locked can make the lock last longer)
-    • A lock usually lifts after about 30 minutes to 5 hours or more
-    • Your last try was around { $last_attempt } (JST), so trying again from { $retry_at } (JST) is a good guide
+    • Until the lock lifts, neither verification nor setup works: please don't try again now, give it time
+    • How long a lock lasts is not published; in our help desk's experience it is roughly 30 minutes to 5 hours or more
+    • Your last try was around { $last_attempt } (JST), so we recommend trying again no earlier than { $retry_at } (JST)
     I'll send you a reminder here in this chat at that time.
+
+# nodes.case-a-wait (the question): nothing to try now, only what to do while waiting
+case-a-wait-question = Would you like to check the other causes while you wait? When the reminder comes and you have tried again, tell me how it went.
+
+# nodes.case-a-waiting (waiting for the reminder)
+case-a-waiting =
+    All right. I'll let you know here in this chat at that time.
+    After the reminder, try once and tell me here how it went.
 
 # nodes.case-a-retry-now (the waiting time is already over)
 case-a-retry-now =
@@ -93,6 +106,7 @@ case-a-after-wait-question = Please tell me how it went with the buttons below.
 # nodes.case-a-wait / case-a-retry-now buttons
 choice-a-worked = It worked
 choice-a-check-others = Check other causes while I wait
+choice-a-wait-later = I'll wait for the reminder
 choice-a-still-failing = Waited, still doesn't work
 
 ## ---------------------------------------------------------------- B. phone settings and plan
@@ -100,7 +114,7 @@ choice-a-still-failing = Waited, still doesn't work
 # nodes.case-b-check (first say)
 case-b-explain =
     Next, let's check your phone's settings and plan.
-    Verification calls and SMS are sent by several providers, sometimes from overseas. The sender isn't always the same, and the call may show up as "No Caller ID" (anonymous).
+    Verification calls and SMS are sent by several providers, sometimes from overseas. The sender isn't always the same, and it can't be checked or chosen, so allowing one particular number does not fix it. The call may also show up as "No Caller ID" (anonymous).
     Please check that your mobile plan, filtering settings and phone settings allow all of these:
     • Anonymous calls (no caller ID)
     • Calls and SMS from overseas
@@ -165,8 +179,8 @@ choice-d-skip = Skip this step
 # nodes.case-d-leading-zero (0 kept after +81)
 # $display: the correct form (e.g. "+81 9012345678"); $input: what was typed
 case-d-leading-zero =
-    In "{ $input }", the leading 0 is still there after +81. This is a known reason why verification doesn't arrive.
-    Please register it again as "{ $display }" on the Security info page (https://mysignins.microsoft.com/security-info).
+    In "{ $input }", the leading 0 is still there after +81. A number registered with the leading 0 may not receive verification, or verification may not work properly.
+    The correct form is "{ $display }".
 
 # nodes.case-d-leading-zero / case-d-fix-form (the question)
 case-d-fix-question = After fixing it, please try the verification again. How did it go?
@@ -189,11 +203,12 @@ choice-d-registered-correctly = Correctly, with +81
 
 # nodes.case-d-fix-form (how to fix)
 case-d-fix-form =
-    Here's how to fix it:
+    Here's how to fix it on the Security info page (following Microsoft's guide "Set up a phone as your verification method"):
     • Open https://mysignins.microsoft.com/security-info
-    • Choose "Change" next to the phone method
-    • Select "Japan (+81)" as the country or region
-    • Enter the number without the leading 0: { $display }
+    • Select "Change" next to the registered phone number (if no phone is registered yet: "Add sign-in method" → "Phone")
+    • In the country or region list, select "Japan (+81)"
+    • In the phone number box, type only the number without its leading 0 (do not type "+81")
+    Once saved, it shows as "{ $display }".
 
 # nodes.case-d-looks-right (format is fine)
 case-d-looks-right =
@@ -212,11 +227,24 @@ choice-d-differs = No, it's different
 case-d-landline-detected =
     { $line_type ->
         [fixed_line] "{ $display }" looks like a landline number.
-        [ip_phone] "{ $display }" looks like an IP phone number (050). Verification calls to IP phones may not arrive or may not work properly.
-        [toll_free] "{ $display }" looks like a toll-free number. Toll-free numbers can't be used for verification.
+        [ip_phone] "{ $display }" looks like an IP phone number (050). As the FAQ notes, some fibre (IP) phone lines may not work for verification, so our help desk recommends registering a mobile number.
+        [toll_free] "{ $display }" looks like a toll-free number.
        *[other] "{ $display }" doesn't look like a mobile number.
     }
     Here is what to know when using a number that isn't a mobile phone.
+
+# nodes.case-d-can-sign-in / case-f-can-sign-in (first say): the Security info page needs a sign-in
+security-info-needs-sign-in =
+    To fix the registration you need to sign in to the Security info page (https://mysignins.microsoft.com/security-info).
+    If the phone that doesn't receive verification is your only method, you may not be able to open the page.
+
+# nodes.case-d-can-sign-in / case-f-can-sign-in (the question)
+security-info-can-sign-in-question = Can you sign in right now another way (the Microsoft Authenticator app, another registered phone, or a Temporary Access Pass from the help desk)?
+
+# nodes.case-d-can-sign-in / case-f-can-sign-in buttons
+choice-can-sign-in-yes = Yes, I can sign in
+choice-can-sign-in-no = No, I can't
+choice-can-sign-in-unsure = Not sure
 
 ## ---------------------------------------------------------------- E. forwarding / abroad
 
@@ -276,7 +304,14 @@ choice-f-slot-unsure = I'm not sure
 # nodes.case-f-wrong-slot (registered as authentication phone, or unsure)
 case-f-wrong-slot =
     The first setup screen only offers "Phone" (the authentication phone), which can't be a landline.
-    On the Security info page (https://mysignins.microsoft.com/security-info), choose "Add sign-in method" and add the landline number as "Alternate phone" or "Office phone".
+    A landline has to be registered as "Alternate phone" or "Office phone" on the Security info page.
+
+# nodes.case-f-add-alternate (registration steps, when the person can sign in)
+case-f-add-alternate =
+    Here's how to add it:
+    • Open https://mysignins.microsoft.com/security-info
+    • Under "Add sign-in method", choose "Alternate phone" or "Office phone"
+    • In the country or region list, select "Japan (+81)", then type the number without its leading 0
 
 # nodes.case-f-landline-limits (first say)
 case-f-landline-limits =
@@ -294,6 +329,9 @@ case-f-fix-question = How did it go?
 # nodes.case-f-landline-limits buttons
 choice-f-works = It worked
 choice-f-fails = Still doesn't work
+
+# nodes.method-reset-request (cannot sign in to fix the methods)
+method-reset-explain = Only the help desk can reset registered sign-in methods. A staff member will help you with that; please wait here.
 
 ## ---------------------------------------------------------------- endings
 

@@ -33,8 +33,8 @@ closed-reopen = またのご連絡ありがとうございます。新しいご�
 
 # timer_reminder: ロック解除の目安の時刻になったときのお知らせ（$retry_at: 日本時間）
 reminder-lockout-over =
-    { $retry_at }（日本時間）になりました。再試行の目安の時刻です。
-    落ち着いて、サインイン（または認証の設定）を 1 回だけ試してみてください。
+    { $retry_at }（日本時間）になりました。再試行をおすすめしていた時刻です。
+    ロックは 5 時間以上続くこともあるため、まだ解除されていない場合もあります。落ち着いて、サインイン（または認証の設定）を 1 回だけ試してみてください。
     まだうまくいかない場合は、ここに返信してください。
 
 # offer_human: 何度か読み取れなかったとき（担当者ボタンと一緒に表示）
@@ -76,8 +76,15 @@ invalid-last-attempt =
 summary-header =
     【MFA電話認証・引き継ぎ】受付 { $ticket } ／ 理由: { $reason ->
         [requested] ご本人が担当者を希望
+        [method_reset] 認証方法のリセット依頼（ご本人はサインインできず、登録を直せません）
+        [blocked] サインインがポリシーでブロック
        *[other] チェックリストで解決せず
     }
+
+# 理由が認証方法のリセット依頼のとき、要約の1行目（$masked: 登録すべき番号、一部伏せ字）
+summary-method-reset = ★認証方法のリセット依頼：ご本人はほかの方法でサインインできません。登録すべき番号: { $masked }
+# ご本人が貼り付けたサインインのエラーコード（AADSTS…）
+summary-signin-errors = ・サインイン画面のエラーコード: { $codes }
 
 # 確認した項目ごとに1行（$answer: 押されたボタンの文言、または summary-answer-auto）
 summary-finding =
@@ -160,3 +167,7 @@ jsonl-invalid-input = この行は { "{" }"text": "…"{ "}" } または { "{" }
 
 # Said when an input could not be handled (the store failed); nothing was lost.
 desk-try-again = 申し訳ありません、ただいま処理できませんでした。少し時間をおいて、もう一度送ってください。
+
+# flow.messages.back_ack / back_nothing: 「ひとつ戻る」
+back-ack = ひとつ前の質問に戻ります。
+back-nothing = これより前の質問はありません。いまの質問にお答えください。

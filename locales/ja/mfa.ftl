@@ -8,7 +8,7 @@
 # nodes.start（say 1件目）: あいさつ
 greeting =
     こんにちは。大学 IT ヘルプデスクの、多要素認証（電話・SMS）サポート窓口です。
-    認証の電話や SMS が届かなくても、多くは設定の確認で解決できます。一緒に順番に確認しましょう。
+    認証の電話や SMS が届かないときに考えられる原因（A〜F）を、一緒に順番に確認しましょう。
     ・自由に文章で入力しても、ボタンを押しても大丈夫です
     ・「担当者」と入力すると、スタッフにおつなぎします
     ・「最初から」と入力すると、はじめからやり直せます
@@ -30,6 +30,7 @@ choice-start-human = 担当者と話したい
 # [[intents]] のラベル（「次のうち、いちばん近いものは？」のボタンや、担当者ボタンに使用）
 intent-human = 担当者と話す
 intent-restart = 最初からやり直す
+intent-back = ひとつ前に戻る
 intent-solved = 解決した
 intent-case-a = 何度も試してロックされた
 intent-case-b = 電話・SMSが届かない
@@ -44,7 +45,7 @@ intent-checklist = 原因がわからない
 # nodes.case-a-count（say 1件目）
 case-a-intro =
     まず、試行回数を確認します。
-    セキュリティのため、認証や設定は「5 分間に 5 回まで」が上限です。短時間に何度も試すと不正なアクセスとみなされ、アカウントが一時的にロックされることがあります。
+    セキュリティのため、認証や設定は「5 分間に 5 回まで」が上限です。うまくいかなかった試行や、認証の電話・SMS が届いたのに応答しなかった場合も含めて、短時間に何度も試すと不正なアクセスとみなされ、アカウントがロックされます。
 
 # nodes.case-a-count（say 2件目・質問）
 case-a-ask-count =
@@ -72,15 +73,27 @@ choice-a-when-30m = 30分ほど前
 choice-a-when-1h = 1時間ほど前
 choice-a-when-3h = 3時間ほど前
 choice-a-when-yesterday = 昨日
+choice-a-when-unknown = 覚えていない
+
+# nodes.case-a-when-assumed（いつ試したか覚えていないとき）
+case-a-when-assumed = 最後に試した時刻がわからないので、念のため「いま」を最後の試行とみなして目安を計算します。
 
 # nodes.case-a-wait（5回以上、または回数不明で、まだ待ち時間中）
 # $retry_at, $last_attempt: 「HH:MM」または「MM/DD HH:MM」（日本時間）
 case-a-wait =
     短時間に何度も試していると、アカウントが一時的にロックされている可能性があります。
-    ・いまは再試行しないでください（ロック中に試すと、解除が延びることがあります）
-    ・ロックは通常、約 30 分〜5 時間以上で解除されます
-    ・最後に試したのが { $last_attempt } 頃（日本時間）なので、{ $retry_at }（日本時間）以降に試すのが目安です
+    ・ロックが解除されるまでは、認証も設定もできません。いまは再試行せず、時間を空けてください
+    ・解除までの時間は公開されていませんが、当窓口のこれまでの事例では、おおよそ約 30 分から 5 時間以上です
+    ・最後に試したのが { $last_attempt } 頃（日本時間）なので、早くても { $retry_at }（日本時間）以降に試すことをおすすめします
     その時刻になったら、この会話でお知らせします。
+
+# nodes.case-a-wait（質問）: いまは試さず、待つ間の選択肢だけ
+case-a-wait-question = 待つ間に、ほかの原因も確認しますか？ お知らせが届いてから試した結果は、そのときに教えてください。
+
+# nodes.case-a-waiting（お知らせを待つ）
+case-a-waiting =
+    わかりました。目安の時刻になったら、この会話でお知らせします。
+    お知らせのあとに 1 回だけ試して、その結果をここで教えてください。
 
 # nodes.case-a-retry-now（待ち時間がすでに過ぎている）
 case-a-retry-now =
@@ -93,6 +106,7 @@ case-a-after-wait-question = 試してみた結果を、下のボタンで教え
 # nodes.case-a-wait / case-a-retry-now のボタン
 choice-a-worked = 認証できた
 choice-a-check-others = 待つ間にほかの原因を確認
+choice-a-wait-later = お知らせを待つ
 choice-a-still-failing = 時間を空けてもだめだった
 
 ## ---------------------------------------------------------------- B. 電話の設定・契約
@@ -100,7 +114,7 @@ choice-a-still-failing = 時間を空けてもだめだった
 # nodes.case-b-check（say 1件目）
 case-b-explain =
     次に、電話の設定や契約を確認します。
-    認証の電話や SMS は複数の事業者から送られ、海外の事業者からのこともあります。発信元は毎回同じとは限らず、「非通知」と表示されることもあります。
+    認証の電話や SMS は複数の事業者から送られ、海外の事業者からのこともあります。発信元は毎回同じとは限らず、どの事業者からかかってくるかを確認したり指定したりすることはできません。そのため、特定の番号だけを許可しても解決しません。また、「非通知」と表示されることもあります。
     ご契約のプラン、フィルタリング設定、携帯電話本体の設定で、次の受信がすべて許可されているか確認してください。
     ・非通知の電話
     ・海外からの電話・SMS
@@ -165,8 +179,8 @@ choice-d-skip = 入力せずに次へ
 # nodes.case-d-leading-zero（+81 の後に 0 が残っている）
 # $display: 登録すべき形（例「+81 9012345678」）、$input: 入力されたそのまま
 case-d-leading-zero =
-    入力いただいた「{ $input }」は、+81 の後に先頭の 0 が残っています。これは認証が届かない原因としてよく知られています。
-    セキュリティ情報のページ（https://mysignins.microsoft.com/security-info）で、「{ $display }」として登録し直してください。
+    入力いただいた「{ $input }」は、+81 の後に先頭の 0 が残っています。先頭の 0 を付けたまま登録すると、認証が届かなかったり、正しく認証できなかったりする場合がございます。
+    正しい形は「{ $display }」です。
 
 # nodes.case-d-leading-zero / case-d-fix-form（質問）
 case-d-fix-question = 登録を直したら、もう一度認証を試してみてください。結果はいかがでしたか？
@@ -189,11 +203,12 @@ choice-d-registered-correctly = +81付きで正しく登録済み
 
 # nodes.case-d-fix-form（直し方）
 case-d-fix-form =
-    登録の直し方です。
+    セキュリティ情報のページでの直し方です（Microsoft の案内「電話を確認方法として設定する」に沿っています）。
     ・https://mysignins.microsoft.com/security-info を開く
-    ・電話の方法の「変更」を選ぶ
-    ・国（地域）で「日本 (+81)」を選ぶ
-    ・番号は先頭の 0 を除いて入力する：{ $display }
+    ・登録済みの電話番号の横の「変更」を選ぶ（電話がまだ登録されていなければ「サインイン方法の追加」→「電話」）
+    ・国または地域の一覧で「日本 (+81)」を選ぶ
+    ・電話番号の欄には、先頭の 0 を除いた番号だけを入力する（「+81」は入力しません）
+    登録後は「{ $display }」のように表示されます。
 
 # nodes.case-d-looks-right（形式に問題なし）
 case-d-looks-right =
@@ -212,11 +227,24 @@ choice-d-differs = 違っていた
 case-d-landline-detected =
     { $line_type ->
         [fixed_line] 「{ $display }」は固定電話の番号のようです。
-        [ip_phone] 「{ $display }」は IP 電話（050）の番号のようです。IP 電話では、認証の電話が届かなかったり、正しく認証できなかったりすることがあります。
-        [toll_free] 「{ $display }」はフリーダイヤルの番号のようです。フリーダイヤルは認証には使えません。
+        [ip_phone] 「{ $display }」は IP 電話（050）の番号のようです。FAQ にあるとおり一部の光電話などでは認証できない場合があるため、当窓口としては携帯電話の番号での登録をおすすめします。
+        [toll_free] 「{ $display }」はフリーダイヤルの番号のようです。
        *[other] 「{ $display }」は携帯電話以外の番号のようです。
     }
     携帯電話以外の番号で認証するときの注意点をご案内します。
+
+# nodes.case-d-can-sign-in / case-f-can-sign-in（say 1件目）: セキュリティ情報のページにはサインインが必要
+security-info-needs-sign-in =
+    登録を直すには、セキュリティ情報のページ（https://mysignins.microsoft.com/security-info）にサインインする必要があります。
+    届かない電話しか登録していない場合は、ページを開けないことがあります。
+
+# nodes.case-d-can-sign-in / case-f-can-sign-in（質問）
+security-info-can-sign-in-question = ほかの方法（Microsoft Authenticator アプリ、登録済みの別の電話、ヘルプデスクが発行する一時アクセス パスなど）で、いまサインインできますか？
+
+# nodes.case-d-can-sign-in / case-f-can-sign-in のボタン
+choice-can-sign-in-yes = はい、サインインできる
+choice-can-sign-in-no = いいえ、できない
+choice-can-sign-in-unsure = わからない
 
 ## ---------------------------------------------------------------- E. 転送・海外での利用
 
@@ -276,7 +304,14 @@ choice-f-slot-unsure = わからない
 # nodes.case-f-wrong-slot（認証用電話に登録した／不明）
 case-f-wrong-slot =
     最初のセットアップ画面では「認証用電話」しか登録できず、固定電話はそこでは使えません。
-    セキュリティ情報のページ（https://mysignins.microsoft.com/security-info）で「サインイン方法の追加」を選び、「代替の電話」または「会社電話」として固定電話の番号を追加してください。
+    固定電話は、セキュリティ情報のページで「代替の電話」または「会社電話」として登録する必要があります。
+
+# nodes.case-f-add-alternate（サインインできる場合の登録手順）
+case-f-add-alternate =
+    登録の手順です。
+    ・https://mysignins.microsoft.com/security-info を開く
+    ・「サインイン方法の追加」で「代替の電話」または「会社電話」を選ぶ
+    ・国または地域の一覧で「日本 (+81)」を選び、先頭の 0 を除いた番号を入力する
 
 # nodes.case-f-landline-limits（say 1件目）
 case-f-landline-limits =
@@ -294,6 +329,9 @@ case-f-fix-question = 試してみて、いかがでしたか？
 # nodes.case-f-landline-limits のボタン
 choice-f-works = 認証できた
 choice-f-fails = それでも認証できない
+
+# nodes.method-reset-request（サインインできず、登録を直せない）
+method-reset-explain = 登録済みの認証方法のリセットは、ヘルプデスクだけが行えます。担当者がお手伝いしますので、このままお待ちください。
 
 ## ---------------------------------------------------------------- 終わり
 

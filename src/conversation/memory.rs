@@ -63,6 +63,22 @@ impl Store for MemoryStore {
             .cloned())
     }
 
+    async fn conversations_of_user(
+        &self,
+        channel: &str,
+        user_key: &str,
+    ) -> StoreResult<Vec<ConversationRecord>> {
+        let mut found: Vec<ConversationRecord> = self
+            .lock()?
+            .conversations
+            .values()
+            .filter(|c| c.channel == channel && c.user_key == user_key)
+            .cloned()
+            .collect();
+        found.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
+        Ok(found)
+    }
+
     async fn commit(&self, commit: Commit) -> StoreResult<CommitOutcome> {
         let mut inner = self.lock()?;
         let id = commit.conversation.id.clone();
@@ -221,6 +237,28 @@ impl Store for MemoryStore {
             false,
         ));
         Ok(id)
+    }
+
+    async fn enqueue_once(
+        &self,
+        conversation: &str,
+        channel: &str,
+        key: &str,
+        payload: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>> {
+        {
+            let mut inner = self.lock()?;
+            if !inner
+                .seen
+                .insert((conversation.to_string(), key.to_string()))
+            {
+                return Ok(None);
+            }
+        }
+        self.enqueue(conversation, channel, payload, at)
+            .await
+            .map(Some)
     }
 
     async fn mark_sent(&self, ids: &[i64], _at: DateTime<Utc>) -> StoreResult<()> {

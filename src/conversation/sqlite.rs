@@ -118,6 +118,22 @@ impl Store for SqliteStore {
         row.as_ref().map(Self::record_from_row).transpose()
     }
 
+    async fn conversations_of_user(
+        &self,
+        channel: &str,
+        user_key: &str,
+    ) -> StoreResult<Vec<ConversationRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM conversations WHERE channel = ? AND user_key = ? ORDER BY updated_at DESC",
+        )
+        .bind(channel)
+        .bind(user_key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("conversations of a user"))?;
+        rows.iter().map(Self::record_from_row).collect()
+    }
+
     async fn commit(&self, commit: Commit) -> StoreResult<CommitOutcome> {
         let mut tx = self
             .pool
@@ -230,6 +246,48 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db("adding a message to the outbox"))
+    }
+
+    async fn enqueue_once(
+        &self,
+        conversation: &str,
+        channel: &str,
+        key: &str,
+        payload: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db("beginning an outbox write"))?;
+        let seen = sqlx::query(
+            "INSERT INTO inbound_seen (conversation_id, inbound_key, seen_at) VALUES (?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(conversation)
+        .bind(key)
+        .bind(time(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db("adding a message to the outbox"))?;
+        if seen.rows_affected() == 0 {
+            tx.rollback().await.map_err(db("rolling back"))?;
+            return Ok(None);
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbox (conversation_id, channel, payload, created_at) VALUES (?, ?, ?, ?)
+             RETURNING id",
+        )
+        .bind(conversation)
+        .bind(channel)
+        .bind(payload.to_string())
+        .bind(time(at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db("adding a message to the outbox"))?;
+        tx.commit().await.map_err(db("committing"))?;
+        Ok(Some(id))
     }
 
     async fn mark_sent(&self, ids: &[i64], at: DateTime<Utc>) -> StoreResult<()> {

@@ -217,6 +217,14 @@ pub trait Store: Send + Sync {
         user_key: &str,
     ) -> StoreResult<Option<ConversationRecord>>;
 
+    /// Every conversation of a person on a channel, most recently updated
+    /// first (where else a person can be reached).
+    async fn conversations_of_user(
+        &self,
+        channel: &str,
+        user_key: &str,
+    ) -> StoreResult<Vec<ConversationRecord>>;
+
     async fn commit(&self, commit: Commit) -> StoreResult<CommitOutcome>;
 
     /// Timers due at `now`, not fired or cancelled, oldest first; only of
@@ -254,6 +262,24 @@ pub trait Store: Send + Sync {
         payload: Value,
         at: DateTime<Utc>,
     ) -> StoreResult<i64>;
+
+    /// [`Store::enqueue`] once per `key` of `conversation` (the inbound
+    /// keys of commits, so a key seen by either is seen): `None` when the
+    /// key was seen before and nothing was written. Both stores implement
+    /// it atomically; the default (for test wrappers that do not need it)
+    /// refuses rather than pretend.
+    async fn enqueue_once(
+        &self,
+        _conversation: &str,
+        _channel: &str,
+        _key: &str,
+        _payload: Value,
+        _at: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>> {
+        Err(StoreError::Unavailable(
+            "this store cannot write a note once per key (enqueue_once)".into(),
+        ))
+    }
 
     async fn mark_sent(&self, ids: &[i64], at: DateTime<Utc>) -> StoreResult<()>;
 

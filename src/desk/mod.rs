@@ -313,6 +313,47 @@ impl Desk {
         Ok(self.inner.store.address_of(conversation).await?)
     }
 
+    /// Where else the person of `conversation` is reached on its channel:
+    /// the addresses of their other conversations, most recent first
+    /// (Discord's fallback when a DM is refused: their private thread).
+    pub async fn other_addresses_of_person(
+        &self,
+        conversation: &str,
+    ) -> Result<Vec<String>, DeskError> {
+        let Some(record) = self.inner.store.load(conversation).await? else {
+            return Ok(Vec::new());
+        };
+        let mut addresses: Vec<String> = Vec::new();
+        for other in self
+            .inner
+            .store
+            .conversations_of_user(&record.channel, &record.user_key)
+            .await?
+        {
+            if let Some(address) = other.address {
+                if Some(&address) != record.address.as_ref() && !addresses.contains(&address) {
+                    addresses.push(address);
+                }
+            }
+        }
+        Ok(addresses)
+    }
+
+    /// Where agents discuss the latest ticket of `conversation`, if any.
+    pub async fn latest_agent_address(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<String>, DeskError> {
+        Ok(self
+            .inner
+            .store
+            .handoffs(conversation)
+            .await?
+            .into_iter()
+            .rev()
+            .find_map(|h| h.agent_address))
+    }
+
     /// How to reach the person of `conversation` proactively (a stored
     /// Teams conversation reference).
     pub async fn person_reference(
@@ -328,22 +369,41 @@ impl Desk {
 
     /// Queues a note to the agents' channel that belongs to no ticket
     /// (e.g. a refusal), delivered by the channel's sender like any row.
+    /// With `key` (the platform's id of what is answered), the note is
+    /// written once: a redelivered event adds no second note.
     pub async fn notify_agents_channel(
         &self,
         channel: &str,
         address: &str,
         message_id: &str,
+        key: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), DeskError> {
         let row = OutboxRow::AgentsNotice {
             address: address.to_string(),
             text: self.text(&self.inner.agent_locale, message_id, &[]),
         };
-        self.inner
-            .store
-            .enqueue(&format!("{channel}:agents"), channel, row.to_payload(), now)
-            .await?;
-        self.inner.committed.send_modify(|n| *n = n.wrapping_add(1));
+        let conversation = format!("{channel}:agents");
+        let written = match key {
+            Some(key) => self
+                .inner
+                .store
+                .enqueue_once(&conversation, channel, key, row.to_payload(), now)
+                .await?
+                .is_some(),
+            None => {
+                self.inner
+                    .store
+                    .enqueue(&conversation, channel, row.to_payload(), now)
+                    .await?;
+                true
+            }
+        };
+        if written {
+            self.inner.committed.send_modify(|n| *n = n.wrapping_add(1));
+        } else {
+            tracing::info!(channel, "duplicate note to the agents' channel ignored");
+        }
         Ok(())
     }
 

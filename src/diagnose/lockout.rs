@@ -45,6 +45,8 @@ pub enum AttemptCount {
     Exactly(u32),
     /// At least this many ("5回以上", "10+").
     AtLeast(u32),
+    /// At most this many ("4回以下", "5回未満" = at most 4, "less than 5").
+    AtMost(u32),
     /// Many, not counted ("何度も", "たくさん", "数えきれない", "many").
     Many,
     /// The person does not know ("わからない", "覚えていない").
@@ -60,7 +62,8 @@ impl AttemptCount {
         match *self {
             AttemptCount::Exactly(n) => Some(n >= ATTEMPT_LIMIT),
             AttemptCount::AtLeast(n) if n >= ATTEMPT_LIMIT => Some(true),
-            AttemptCount::AtLeast(_) | AttemptCount::Unknown => None,
+            AttemptCount::AtMost(n) if n < ATTEMPT_LIMIT => Some(false),
+            AttemptCount::AtLeast(_) | AttemptCount::AtMost(_) | AttemptCount::Unknown => None,
             AttemptCount::Many => Some(true),
         }
     }
@@ -222,6 +225,17 @@ fn modified(value: u32, plus: bool, before: &str, after: &str) -> AttemptCount {
     let before = before.trim_end();
     if before.ends_with("more than") || before.ends_with("over") || after.starts_with('超') {
         AttemptCount::AtLeast(value.saturating_add(1))
+    } else if after.starts_with("未満")
+        || before.ends_with("less than")
+        || before.ends_with("fewer than")
+    {
+        AttemptCount::AtMost(value.saturating_sub(1))
+    } else if after.starts_with("以下")
+        || after.starts_with("or less")
+        || after.starts_with("or fewer")
+        || before.ends_with("at most")
+    {
+        AttemptCount::AtMost(value)
     } else if plus
         || after.starts_with("以上")
         || after.starts_with("or more")
@@ -714,6 +728,12 @@ mod tests {
             ("5", Some(Exactly(5))),
             ("５回", Some(Exactly(5))),
             ("5回以上", Some(AtLeast(5))),
+            ("4回以下", Some(AtMost(4))),
+            ("４回以下", Some(AtMost(4))),
+            ("5回未満", Some(AtMost(4))),
+            ("3回以下くらい", Some(AtMost(3))),
+            ("less than 5 times", Some(AtMost(4))),
+            ("4 times or fewer", Some(AtMost(4))),
             ("6回くらい", Some(Exactly(6))),
             ("6くらい", Some(Exactly(6))),
             ("十回", Some(Exactly(10))),
@@ -765,6 +785,8 @@ mod tests {
             (Exactly(12), Some(true)),
             (AtLeast(5), Some(true)),
             (AtLeast(3), None),
+            (AtMost(4), Some(false)),
+            (AtMost(6), None),
             (Many, Some(true)),
             (Unknown, None),
         ];
@@ -778,6 +800,7 @@ mod tests {
         let cases = [
             (AttemptCount::Exactly(3), r#"{"kind":"exactly","count":3}"#),
             (AttemptCount::AtLeast(5), r#"{"kind":"at_least","count":5}"#),
+            (AttemptCount::AtMost(4), r#"{"kind":"at_most","count":4}"#),
             (AttemptCount::Many, r#"{"kind":"many"}"#),
             (AttemptCount::Unknown, r#"{"kind":"unknown"}"#),
         ];

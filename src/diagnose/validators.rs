@@ -46,6 +46,13 @@ pub fn validate(name: &str, text: &str, context: &ValidatorContext) -> Result<Va
             Some(count) => {
                 let mut value = serde_json::to_value(count).unwrap_or(Value::Null);
                 if let Value::Object(map) = &mut value {
+                    // What the person said, for the agents' summary.
+                    map.insert(
+                        "input".into(),
+                        Value::String(
+                            crate::text::truncate_chars(&crate::text::clean(text), 40).to_string(),
+                        ),
+                    );
                     map.insert(
                         "reaches_limit".into(),
                         count
@@ -65,6 +72,14 @@ pub fn validate(name: &str, text: &str, context: &ValidatorContext) -> Result<Va
             Some(at) => Ok(json!({
                 "at": at.to_rfc3339(),
                 "local": format_local_time(at, context.now, context.time_zone),
+                "assumed": false,
+            })),
+            // "I don't remember": the wait is counted from now, and the
+            // person is told so.
+            None if says_unknown(text) => Ok(json!({
+                "at": context.now.to_rfc3339(),
+                "local": format_local_time(context.now, context.now, context.time_zone),
+                "assumed": true,
             })),
             None => Err(Invalid {
                 message_id: "invalid-last-attempt",
@@ -98,6 +113,29 @@ fn validate_phone(text: &str, context: &ValidatorContext) -> Result<Value, Inval
         message_id: "invalid-phone-number",
         reason,
     })
+}
+
+/// "わからない", "覚えていない", "not sure"…: the person cannot say.
+fn says_unknown(text: &str) -> bool {
+    let cleaned = crate::text::clean(text).to_lowercase();
+    [
+        "わから",
+        "分から",
+        "わかりません",
+        "分かりません",
+        "覚えて",
+        "おぼえて",
+        "不明",
+        "忘れ",
+        "don't know",
+        "dont know",
+        "not sure",
+        "don't remember",
+        "no idea",
+        "unknown",
+    ]
+    .iter()
+    .any(|w| cleaned.contains(w))
 }
 
 /// Whether `name` is a known validator.

@@ -26,7 +26,15 @@ pub fn check_flow(flow: &Flow) -> Vec<String> {
         ("handoff", Some(&header.handoff)),
         ("solved", Some(&header.solved)),
         ("restart", header.restart.as_ref()),
-    ] {
+        ("reminder_goto", header.reminder_goto.as_ref()),
+    ]
+    .into_iter()
+    .chain(
+        header
+            .reminder_from
+            .iter()
+            .map(|n| ("reminder_from", Some(n))),
+    ) {
         if let Some(target) = target {
             if !node_exists(target) {
                 problems.push(format!(
@@ -150,10 +158,36 @@ pub fn check_flow(flow: &Flow) -> Vec<String> {
         }
     }
 
+    let mut codes = HashSet::new();
+    for error in &flow.signin_errors {
+        if error.code.is_empty() || !error.code.chars().all(|c| c.is_ascii_digit()) {
+            problems.push(format!(
+                "{file}: signin error code \"{}\" must be the digits after AADSTS",
+                error.code
+            ));
+        }
+        if !codes.insert(error.code.as_str()) {
+            problems.push(format!(
+                "{file}: signin error \"AADSTS{}\" is defined twice",
+                error.code
+            ));
+        }
+        if let Some(goto) = &error.goto {
+            if !node_exists(goto) {
+                problems.push(format!(
+                    "{file}: signin error \"AADSTS{}\" goes to unknown node \"{goto}\"",
+                    error.code
+                ));
+            }
+        }
+    }
+
     // Unreachable: not reachable from the start, an intent or a global node.
     let mut roots: Vec<&str> = vec![&header.start, &header.handoff, &header.solved];
     roots.extend(header.restart.as_deref());
+    roots.extend(header.reminder_goto.as_deref());
     roots.extend(flow.intents.iter().map(|i| i.goto.as_str()));
+    roots.extend(flow.signin_errors.iter().filter_map(|e| e.goto.as_deref()));
     let reachable = reach(flow, roots);
     for node_id in flow.nodes.keys() {
         if !reachable.contains(node_id.as_str()) {

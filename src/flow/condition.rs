@@ -1,6 +1,6 @@
 //! Branch conditions: a tiny expression language over collected slots.
 //!
-//! A condition is `PATH OP VALUE` or `PATH is_set`, where PATH is a dotted
+//! A condition is `PATH OP VALUE`, `PATH is_set` or `PATH is_unset`, where PATH is a dotted
 //! path into the slots (`phone.line_type`, `attempts.reaches_limit`), OP is one
 //! of `==`, `!=`, `>=`, `<=`, `>`, `<`, `contains`, and VALUE is a bare word,
 //! a number, `true`/`false`, or `null`. It is deliberately small: staff can
@@ -27,6 +27,7 @@ pub enum Op {
     Lt,
     Contains,
     IsSet,
+    IsUnset,
 }
 
 /// Parses `text`; the error says what is wrong in words an editor of the flow
@@ -35,6 +36,7 @@ pub fn parse(text: &str) -> Result<Condition, String> {
     let parts: Vec<&str> = text.split_whitespace().collect();
     let (path, op, value) = match parts.as_slice() {
         [path, "is_set"] => (path, Op::IsSet, Value::Null),
+        [path, "is_unset"] => (path, Op::IsUnset, Value::Null),
         [path, op, value] => {
             let op = match *op {
                 "==" => Op::Eq,
@@ -54,7 +56,7 @@ pub fn parse(text: &str) -> Result<Condition, String> {
         }
         _ => {
             return Err(format!(
-                "\"{text}\" is not of the form \"slot.path OP value\" or \"slot.path is_set\""
+                "\"{text}\" is not of the form \"slot.path OP value\", \"slot.path is_set\" or \"slot.path is_unset\""
             ))
         }
     };
@@ -96,6 +98,7 @@ impl Condition {
         let found = lookup(slots, &self.path).filter(|v| !v.is_null());
         match (self.op, found) {
             (Op::IsSet, found) => found.is_some(),
+            (Op::IsUnset, found) => found.is_none(),
             (Op::Ne, None) => true,
             (_, None) => false,
             (Op::Eq, Some(v)) => values_equal(v, &self.value),

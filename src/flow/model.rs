@@ -21,6 +21,9 @@ pub struct Flow {
     pub matcher: MatcherSettings,
     #[serde(default)]
     pub intents: Vec<Intent>,
+    /// Sign-in error codes (`AADSTS…`) the bot recognises in typed text.
+    #[serde(default)]
+    pub signin_errors: Vec<SigninError>,
     pub nodes: BTreeMap<String, Node>,
     /// Where the flow was loaded from (for error messages); not in the file.
     #[serde(skip)]
@@ -44,6 +47,16 @@ pub struct FlowHeader {
     pub handoff: String,
     /// The node "it is solved" leads to (the satisfaction question).
     pub solved: String,
+    /// Where case A's reminder leads when the person is still waiting at
+    /// one of the nodes listed in `reminder_from` (the "how did it go?"
+    /// question); elsewhere the reminder is only said.
+    #[serde(default)]
+    pub reminder_goto: Option<String>,
+    #[serde(default)]
+    pub reminder_from: Vec<String>,
+    /// The intent that undoes the last answer ("ひとつ戻る", "back").
+    #[serde(default)]
+    pub back_intent: Option<String>,
     /// Messages used by the engine itself (not tied to a node).
     pub messages: EngineMessages,
 }
@@ -64,6 +77,16 @@ pub struct EngineMessages {
     pub closed_reopen: String,
     pub timer_reminder: String,
     pub offer_human: String,
+    /// Said when a sign-in error code that has no entry of its own was
+    /// noted for the staff (argument `$code`).
+    #[serde(default)]
+    pub signin_error_noted: Option<String>,
+    /// Said when "back" returns to the previous question.
+    #[serde(default)]
+    pub back_ack: Option<String>,
+    /// Said when there is nothing to go back to.
+    #[serde(default)]
+    pub back_nothing: Option<String>,
 }
 
 /// Tuning of free-text matching that belongs with the content.
@@ -100,6 +123,24 @@ pub struct Intent {
     /// over"…).
     #[serde(default)]
     pub everywhere: bool,
+}
+
+/// A sign-in error code people paste from the sign-in screen. Every code
+/// found in a message is recorded for the agents' summary; a listed code
+/// also says its message and, with `goto`, moves there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigninError {
+    /// The digits after `AADSTS`.
+    pub code: String,
+    /// Message said when the code is recognised.
+    pub say: String,
+    /// Where to go; none: the conversation goes on where it is.
+    #[serde(default)]
+    pub goto: Option<String>,
+    /// The handoff reason when `goto` is the handoff node (`blocked`…).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// What a node does when the conversation enters it.
@@ -353,6 +394,18 @@ pub fn message_uses(flow: &Flow) -> Vec<(String, Vec<String>, String)> {
     ] {
         uses.push((id.clone(), vars, format!("[flow.messages] {name}")));
     }
+    for (name, id) in [("back_ack", &m.back_ack), ("back_nothing", &m.back_nothing)] {
+        if let Some(id) = id {
+            uses.push((id.clone(), vec![], format!("[flow.messages] {name}")));
+        }
+    }
+    if let Some(noted) = &m.signin_error_noted {
+        uses.push((
+            noted.clone(),
+            vec!["code".to_string()],
+            "[flow.messages] signin_error_noted".into(),
+        ));
+    }
     if let Some(restart) = &flow.flow.restart_message {
         uses.push((restart.clone(), vec![], "[flow] restart_message".into()));
     }
@@ -361,6 +414,13 @@ pub fn message_uses(flow: &Flow) -> Vec<(String, Vec<String>, String)> {
             intent.label.clone(),
             vec![],
             format!("intent \"{}\"", intent.id),
+        ));
+    }
+    for error in &flow.signin_errors {
+        uses.push((
+            error.say.clone(),
+            vec![],
+            format!("signin error \"AADSTS{}\"", error.code),
         ));
     }
     for (node_id, node) in &flow.nodes {

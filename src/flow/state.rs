@@ -60,6 +60,16 @@ pub struct Finding {
     pub at: DateTime<Utc>,
 }
 
+/// The node, slots and findings before an answer ("back" restores them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub node: String,
+    #[serde(default)]
+    pub slots: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+}
+
 /// The conversation state the engine steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
@@ -78,6 +88,10 @@ pub struct State {
     /// Consecutive inputs the bot did not understand at this node.
     #[serde(default)]
     pub misunderstood: u32,
+    /// Where the conversation was before each answer that moved it, most
+    /// recent last: "back" returns to the last one.
+    #[serde(default)]
+    pub history: Vec<Snapshot>,
     /// Number of inputs stepped (also makes ticket ids unique).
     #[serde(default)]
     pub turn: u64,
@@ -104,6 +118,7 @@ impl State {
             findings: Vec::new(),
             clarify: None,
             misunderstood: 0,
+            history: Vec::new(),
             turn: 0,
             started_at: now,
             last_input_at: now,

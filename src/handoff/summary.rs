@@ -43,6 +43,32 @@ pub fn build(state: &State, ticket: &str, reason: HandoffReason) -> Vec<SummaryL
             ("reason".to_string(), json!(reason)),
         ]),
     )];
+    // A reset request says so first, with the number to register (masked:
+    // every staff member reads the summary).
+    if reason == HandoffReason::MethodReset {
+        let masked = state
+            .slots
+            .get("phone")
+            .and_then(|p| p.get("masked"))
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        lines.insert(
+            0,
+            line(
+                registry::SUMMARY_METHOD_RESET,
+                BTreeMap::from([("masked".to_string(), json!(masked))]),
+            ),
+        );
+    }
+    if let Some(codes) = state.slots.get("signin_errors").and_then(Value::as_array) {
+        let codes: Vec<&str> = codes.iter().filter_map(Value::as_str).collect();
+        if !codes.is_empty() {
+            lines.push(line(
+                registry::SUMMARY_SIGNIN_ERRORS,
+                BTreeMap::from([("codes".to_string(), json!(codes.join(", ")))]),
+            ));
+        }
+    }
     if state.findings.is_empty() {
         lines.push(line(registry::SUMMARY_NO_FINDINGS, BTreeMap::new()));
     }
@@ -94,8 +120,14 @@ pub fn build(state: &State, ticket: &str, reason: HandoffReason) -> Vec<SummaryL
         ) {
             (Some("exactly"), Some(n)) => n.to_string(),
             (Some("at_least"), Some(n)) => format!("{n}+"),
+            (Some("at_most"), Some(n)) => format!("≤{n}"),
             (Some(kind), _) => kind.to_string(),
             _ => "-".to_string(),
+        };
+        // What the person said, as they said it (button or typed).
+        let described = match attempts.get("input").and_then(Value::as_str) {
+            Some(said) if !said.is_empty() => format!("{described}（{said}）"),
+            _ => described,
         };
         lines.push(line(
             registry::SUMMARY_ATTEMPTS,

@@ -64,6 +64,8 @@ registry! {
 
     // The summary agents read first.
     SUMMARY_HEADER = "summary-header" ["ticket", "reason"] by "agent summary";
+    SUMMARY_METHOD_RESET = "summary-method-reset" ["masked"] by "agent summary";
+    SUMMARY_SIGNIN_ERRORS = "summary-signin-errors" ["codes"] by "agent summary";
     SUMMARY_FINDING = "summary-finding" ["case", "verdict", "answer"] by "agent summary";
     SUMMARY_NO_FINDINGS = "summary-no-findings" [] by "agent summary";
     SUMMARY_ANSWER_AUTO = "summary-answer-auto" [] by "agent summary";
@@ -88,6 +90,11 @@ registry! {
     DISCORD_NOT_A_TICKET_THREAD = "discord-not-a-ticket-thread" [] by "Discord channel";
     DISCORD_AGENT_ACK = "discord-agent-ack" [] by "Discord channel";
     DISCORD_UNKNOWN_CONVERSATION = "discord-unknown-conversation" [] by "Discord channel";
+    DISCORD_UNKNOWN_COMMAND = "discord-unknown-command" [] by "Discord channel";
+    DISCORD_MFA_NOT_HERE = "discord-mfa-not-here" [] by "Discord channel";
+    DISCORD_MFA_NO_PERMISSION = "discord-mfa-no-permission" [] by "Discord channel";
+    DISCORD_DM_FALLBACK_INTRO = "discord-dm-fallback-intro" [] by "Discord channel";
+    DISCORD_DM_UNDELIVERABLE_NOTE = "discord-dm-undeliverable-note" [] by "Discord channel";
 
     // Teams' own words.
     TEAMS_AGENT_ONLY = "teams-agent-only" [] by "Teams channel";

@@ -11,7 +11,15 @@
 //! `global: true`) pauses every worker of the channel. A row that keeps
 //! failing, or fails for good, is marked failed with the reason and logged,
 //! and the rows behind it go on. A crash before a row is marked sent means
-//! it is delivered again on restart (at least once; never lost).
+//! it is delivered again on restart (at least once; never lost). Backoff
+//! without a `Retry-After` is jittered, so conversations failing together
+//! do not retry together.
+//!
+//! An outage of the channel itself ([`DeliveryError::Outage`], e.g. Teams'
+//! token endpoint refusing the bot) is nobody's row's fault: every worker
+//! waits, the attempt is not counted, and rows stay pending however long it
+//! lasts. A sender told to stop during an outage leaves them pending for
+//! the next start instead of waiting forever.
 //!
 //! The sender wakes on every commit that wrote rows (a watch channel, so no
 //! wake-up is lost) and, when told to stop, returns once nothing is pending.
@@ -51,6 +59,14 @@ pub enum DeliveryError {
     /// The platform throttles the whole bot: every conversation waits.
     #[error("rate limited for the whole bot: {reason}")]
     PauseAll { reason: String, after: Duration },
+    /// The channel cannot send anything right now (its credentials are
+    /// refused, its token endpoint is down): every conversation waits, the
+    /// attempt does not count, the row stays pending.
+    #[error("channel unavailable: {reason}")]
+    Outage {
+        reason: String,
+        after: Option<Duration>,
+    },
     /// Retrying will not help (missing permission, unknown channel, bad row).
     #[error("permanent: {0}")]
     Permanent(String),
@@ -135,6 +151,10 @@ struct Shared {
     /// Until when every worker waits (a global rate limit). A blocking
     /// mutex: held only to read or set the instant, never across an await.
     paused_until: Mutex<Option<Instant>>,
+    /// Consecutive outage answers (0: the channel works).
+    outage: std::sync::atomic::AtomicU32,
+    /// Turns true when the sender is told to stop.
+    stopping: watch::Receiver<bool>,
 }
 
 /// Delivers the channel's rows until `shutdown` turns true and nothing is
@@ -155,18 +175,27 @@ pub async fn run(
         settings,
         clock,
         paused_until: Mutex::new(None),
+        outage: std::sync::atomic::AtomicU32::new(0),
+        stopping: shutdown.clone(),
     });
     let (done_sender, mut done) = mpsc::unbounded_channel::<String>();
     let mut active: HashSet<String> = HashSet::new();
     let mut stop_dropped = false;
     loop {
         let stopping = stop_dropped || *shutdown.borrow();
-        match shared
-            .queue
-            .store
-            .pending_conversations(&channel, SCAN_LIMIT)
-            .await
-        {
+        // Stopping during an outage: nothing can go out, so no new worker;
+        // the rows stay pending for the next start.
+        let scan = !(stopping && shared.in_outage());
+        let pending = if scan {
+            shared
+                .queue
+                .store
+                .pending_conversations(&channel, SCAN_LIMIT)
+                .await
+        } else {
+            Ok(Vec::new())
+        };
+        match pending {
             Ok(conversations) => {
                 for conversation in conversations {
                     if active.insert(conversation.clone()) {
@@ -175,6 +204,13 @@ pub async fn run(
                 }
             }
             Err(e) => tracing::error!(channel, error = %e, "sender: cannot read the outbox"),
+        }
+        if stopping && active.is_empty() && !scan {
+            tracing::warn!(
+                channel,
+                "sender: stopping during an outage; unsent messages stay queued for the next start"
+            );
+            return;
         }
         if stopping && active.is_empty() {
             tracing::info!(channel, "sender: outbox flushed, stopping");
@@ -212,12 +248,16 @@ async fn worker(shared: Arc<Shared>, conversation: String, done: mpsc::Unbounded
             }
         };
         let full_batch = rows.len() as i64 == BATCH;
+        let mut go_on = true;
         for row in rows {
-            deliver_with_retry(&shared, row).await;
+            if !deliver_with_retry(&shared, row).await {
+                go_on = false;
+                break;
+            }
         }
         // A short batch was everything pending when read; rows committed
         // since then wake the dispatcher, which starts a worker again.
-        if !full_batch {
+        if !full_batch || !go_on {
             break;
         }
     }
@@ -225,7 +265,9 @@ async fn worker(shared: Arc<Shared>, conversation: String, done: mpsc::Unbounded
     let _ignored = done.send(conversation);
 }
 
-async fn deliver_with_retry(shared: &Shared, message: OutboxMessage) {
+/// Delivers one row (or gives up on it). False: the channel is out and
+/// the sender stops; the row stays pending.
+async fn deliver_with_retry(shared: &Shared, message: OutboxMessage) -> bool {
     let channel = shared.deliver.channel();
     let row: OutboxRow = match serde_json::from_value(message.payload.clone()) {
         Ok(row) => row,
@@ -237,7 +279,7 @@ async fn deliver_with_retry(shared: &Shared, message: OutboxMessage) {
                 &format!("unreadable outbox row: {e}"),
             )
             .await;
-            return;
+            return true;
         }
     };
     let item = OutboxItem {
@@ -255,6 +297,9 @@ async fn deliver_with_retry(shared: &Shared, message: OutboxMessage) {
             shared.deliver.deliver(&item).await
         };
         let last = attempt >= shared.settings.max_attempts;
+        if !matches!(result, Err(DeliveryError::Outage { .. })) {
+            shared.outage.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
         match result {
             Ok(()) => {
                 if let Err(e) = shared
@@ -265,7 +310,23 @@ async fn deliver_with_retry(shared: &Shared, message: OutboxMessage) {
                 {
                     tracing::error!(channel, row = item.id, conversation = %item.conversation_id, error = %e, "sender: delivered but could not mark the row sent (it may be sent again)");
                 }
-                return;
+                return true;
+            }
+            Err(DeliveryError::Outage { reason, after }) => {
+                // Not the row's fault: the attempt does not count.
+                attempt -= 1;
+                let streak = shared
+                    .outage
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    .saturating_add(1);
+                if *shared.stopping.borrow() {
+                    return false;
+                }
+                let delay = after
+                    .unwrap_or_else(|| shared.backoff(streak))
+                    .min(shared.settings.max_delay);
+                tracing::warn!(channel, row = item.id, kind, %reason, delay_ms = delay.as_millis() as u64, "sender: channel unavailable, every conversation waits (the message stays queued)");
+                shared.pause_for(delay);
             }
             Err(DeliveryError::Retry { reason, after }) if !last => {
                 let delay = after
@@ -281,7 +342,7 @@ async fn deliver_with_retry(shared: &Shared, message: OutboxMessage) {
             }
             Err(error) => {
                 give_up(shared, &message, kind, &error.to_string()).await;
-                return;
+                return true;
             }
         }
     }
@@ -300,9 +361,33 @@ async fn give_up(shared: &Shared, message: &OutboxMessage, kind: &str, reason: &
     }
 }
 
+/// A random duration between zero and `max` (retry jitter; no
+/// cryptographic quality needed: the standard library's randomly keyed
+/// hasher suffices).
+pub fn jitter(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    max.mul_f64(hasher.finish() as f64 / u64::MAX as f64)
+}
+
 impl Shared {
+    /// Exponential backoff with "equal jitter": between half and all of
+    /// `retry_base * 2^(attempt-1)` (Teams: "use an exponential backoff
+    /// with a random jitter", <https://learn.microsoft.com/en-us/microsoftteams/platform/bots/how-to/rate-limit>).
     fn backoff(&self, attempt: u32) -> Duration {
-        self.settings.retry_base * 2u32.saturating_pow(attempt.saturating_sub(1)).min(64)
+        let full =
+            self.settings.retry_base * 2u32.saturating_pow(attempt.saturating_sub(1)).min(64);
+        full / 2 + jitter(full / 2)
+    }
+
+    fn in_outage(&self) -> bool {
+        self.outage.load(std::sync::atomic::Ordering::Relaxed) > 0
     }
 
     fn pause_for(&self, delay: Duration) {
@@ -316,14 +401,29 @@ impl Shared {
         }
     }
 
+    /// Waits out a pause; during an outage a stopping sender stops waiting
+    /// (a rate-limit pause is still waited out, then the outbox flushed).
     async fn wait_while_paused(&self) {
+        let mut stopping = self.stopping.clone();
         loop {
             let until = *self
                 .paused_until
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             match until {
-                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
+                Some(until) if until > Instant::now() => {
+                    if *stopping.borrow() && self.in_outage() {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => {}
+                        changed = stopping.changed() => {
+                            if changed.is_err() {
+                                tokio::time::sleep_until(until).await;
+                            }
+                        }
+                    }
+                }
                 _ => return,
             }
         }
@@ -351,6 +451,7 @@ mod tests {
         script: Mutex<HashMap<String, Vec<DeliveryError>>>,
         attempts: Mutex<Vec<(String, Instant)>>,
         first_failure: Notify,
+        delivered: Notify,
     }
 
     #[async_trait]
@@ -375,7 +476,10 @@ mod tests {
                     self.first_failure.notify_one();
                     Err(error)
                 }
-                None => Ok(()),
+                None => {
+                    self.delivered.notify_one();
+                    Ok(())
+                }
             }
         }
     }
@@ -401,6 +505,7 @@ mod tests {
             script: Mutex::new(HashMap::from([("A".to_string(), vec![failure])])),
             attempts: Mutex::new(Vec::new()),
             first_failure: Notify::new(),
+            delivered: Notify::new(),
         });
         store.enqueue("A", "test", row(), at).await.expect("A");
         let (stop, stopping) = watch::channel(false);
@@ -444,6 +549,82 @@ mod tests {
             "B waited {:?}",
             b_sent - a_failed
         );
+    }
+
+    /// Runs the sender on one row of "A" whose deliveries answer `script`
+    /// first; stops once the row is sent, or right after the first
+    /// failure when `stop_early`. Returns the store and the attempts made.
+    async fn outage_run(
+        script: Vec<DeliveryError>,
+        stop_early: bool,
+    ) -> (Arc<dyn Store>, i64, usize) {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 25, 1, 0, 0)
+            .single()
+            .expect("time");
+        let (_committed, committed_rx) = watch::channel(0u64);
+        let deliver = Arc::new(Scripted {
+            script: Mutex::new(HashMap::from([("A".to_string(), script)])),
+            attempts: Mutex::new(Vec::new()),
+            first_failure: Notify::new(),
+            delivered: Notify::new(),
+        });
+        let id = store.enqueue("A", "test", row(), at).await.expect("A");
+        let (stop, stopping) = watch::channel(false);
+        let sender = tokio::spawn(run(
+            OutboxQueue::new(store.clone(), committed_rx),
+            deliver.clone(),
+            SenderSettings {
+                retry_base: Duration::from_secs(1),
+                max_delay: Duration::from_secs(600),
+                max_attempts: 3,
+                max_in_flight: 4,
+            },
+            Arc::new(ManualClock::new(at)),
+            stopping,
+        ));
+        if stop_early {
+            deliver.first_failure.notified().await;
+        } else {
+            deliver.delivered.notified().await;
+        }
+        stop.send(true).expect("stop");
+        sender.await.expect("sender");
+        let attempts = deliver.attempts.lock().expect("attempts").len();
+        (store, id, attempts)
+    }
+
+    fn outage() -> DeliveryError {
+        DeliveryError::Outage {
+            reason: "token endpoint refuses the app".into(),
+            after: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_does_not_use_up_attempts_and_the_row_goes_out_after_it() {
+        let (store, id, attempts) = outage_run(vec![outage(); 10], false).await;
+        assert_eq!(attempts, 11, "ten outages, then the delivery");
+        assert!(store
+            .pending_conversations("test", 10)
+            .await
+            .expect("pending")
+            .is_empty());
+        assert_eq!(store.failed_reason(id).await.expect("reason"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopping_during_an_outage_leaves_the_row_pending() {
+        let (store, id, _) = outage_run(vec![outage(); 1000], true).await;
+        assert_eq!(
+            store
+                .pending_conversations("test", 10)
+                .await
+                .expect("pending"),
+            ["A"]
+        );
+        assert_eq!(store.failed_reason(id).await.expect("reason"), None);
     }
 
     #[tokio::test(start_paused = true)]

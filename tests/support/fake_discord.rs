@@ -16,6 +16,22 @@
 //! (serenity only rewrites `https://discord.com` to the proxy when its
 //! ratelimiter is disabled); the gateway URL then comes from `GET /gateway`.
 //!
+//! Discord's platform rules the fake enforces (each cites its page where it
+//! is enforced): the 3-second deadline for the first interaction response
+//! and the 15-minute interaction token, where private threads can be
+//! created and with which permission, the allowed auto-archive durations,
+//! archived threads reopening on a new message (not when locked), DMs to a
+//! person who does not accept them (50007), privileged intents that are not
+//! enabled in the Developer Portal (close 4014), a revoked token (401 and
+//! close 4004), and guild-only commands not existing in DMs.
+//!
+//! **Time is the fake's own and moves only when a test says so**
+//! ([`FakeDiscord::advance`]): an interaction is stamped with the fake's
+//! time when it is dispatched, and its callback is refused with 10062 when
+//! it arrives more than 3 s of *fake* time later. A test makes the bot
+//! "slow" deterministically by holding a route ([`FakeDiscord::hold_next`]),
+//! moving the clock while it is held, then releasing it; nothing sleeps.
+//!
 //! Documented simplifications: any channel id the fake has never seen is
 //! taken to be a text channel in [`FakeDiscord::GUILD_ID`]; RESUME with the
 //! current session id is answered with RESUMED (events the fake echoed while
@@ -54,6 +70,29 @@ const INTENT_GUILDS: u64 = 1 << 0;
 const INTENT_GUILD_MESSAGES: u64 = 1 << 9;
 const INTENT_DIRECT_MESSAGES: u64 = 1 << 12;
 const INTENT_MESSAGE_CONTENT: u64 = 1 << 15;
+const INTENT_GUILD_MEMBERS: u64 = 1 << 1;
+const INTENT_GUILD_PRESENCES: u64 = 1 << 8;
+/// The privileged intents: each must be switched on in the Developer Portal
+/// (https://discord.com/developers/docs/events/gateway#privileged-intents).
+const PRIVILEGED_INTENTS: u64 =
+    INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT;
+
+/// Permission bits (https://discord.com/developers/docs/topics/permissions#permissions-bitwise-permission-flags).
+pub const PERM_CREATE_PUBLIC_THREADS: u64 = 1 << 35;
+pub const PERM_CREATE_PRIVATE_THREADS: u64 = 1 << 36;
+
+/// Channel types (https://discord.com/developers/docs/resources/channel#channel-object-channel-types).
+pub const GUILD_TEXT: u64 = 0;
+pub const GUILD_ANNOUNCEMENT: u64 = 5;
+pub const PUBLIC_THREAD: u64 = 11;
+pub const PRIVATE_THREAD: u64 = 12;
+pub const GUILD_FORUM: u64 = 15;
+
+/// The first response to an interaction must come within 3 s; the token
+/// then stays valid for follow-ups and edits for 15 minutes
+/// (https://discord.com/developers/docs/interactions/receiving-and-responding#responding-to-an-interaction).
+const INTERACTION_DEADLINE_MS: u64 = 3_000;
+const INTERACTION_TOKEN_MS: u64 = 15 * 60 * 1000;
 
 /// One REST request the fake received, with the status it answered.
 #[derive(Clone, Debug)]
@@ -109,6 +148,48 @@ struct Inner {
     gateway: Mutex<Gateway>,
     ready_tx: watch::Sender<ReadyState>,
     world: Mutex<World>,
+    /// The fake's own clock in milliseconds; moves only by `advance`.
+    now_ms: AtomicU64,
+    /// Requests to hold until the test releases them.
+    holds: Mutex<Vec<HoldEntry>>,
+    /// Privileged intents switched on in the "Developer Portal".
+    portal_intents: AtomicU64,
+    /// Tokens Discord no longer accepts (reset in the portal).
+    revoked_tokens: Mutex<Vec<String>>,
+}
+
+struct HoldEntry {
+    method: String,
+    suffix: String,
+    reached: watch::Sender<bool>,
+    release: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+/// A request the fake holds (see [`FakeDiscord::hold_next`]).
+pub struct Hold {
+    what: String,
+    reached: watch::Receiver<bool>,
+    release: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Hold {
+    /// Resolves once the held request has arrived (and is waiting).
+    pub async fn reached(&mut self) {
+        let waited = tokio::time::timeout(TIMEOUT, self.reached.wait_for(|r| *r)).await;
+        if !matches!(waited, Ok(Ok(_))) {
+            panic!(
+                "fake discord: the held request {} never arrived within {TIMEOUT:?}",
+                self.what
+            );
+        }
+    }
+
+    /// Lets the held request through.
+    pub fn release(mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(());
+        }
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -143,6 +224,10 @@ enum Out {
 
 #[derive(Default)]
 struct World {
+    /// People whose privacy settings refuse DMs from the bot.
+    dm_blocked: Vec<u64>,
+    /// Permissions the bot lacks, per channel.
+    denied_permissions: HashMap<u64, u64>,
     channels: HashMap<u64, Value>,
     dm_by_recipient: HashMap<u64, u64>,
     users: HashMap<u64, Value>,
@@ -155,6 +240,8 @@ struct Interaction {
     token: String,
     payload: Value,
     acknowledged: bool,
+    /// The fake's time when it was dispatched.
+    created_ms: u64,
     /// The message `@original` refers to.
     original: Option<u64>,
 }
@@ -223,6 +310,10 @@ impl FakeDiscord {
             gateway: Mutex::new(Gateway::default()),
             ready_tx: watch::channel(ReadyState::default()).0,
             world: Mutex::new(World::default()),
+            now_ms: AtomicU64::new(0),
+            holds: Mutex::new(Vec::new()),
+            portal_intents: AtomicU64::new(PRIVILEGED_INTENTS),
+            revoked_tokens: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/gateway", get(gateway_upgrade))
@@ -289,7 +380,9 @@ impl FakeDiscord {
     /// exclude are not delivered (noted on stderr), as on Discord; guild
     /// messages lose their content without MESSAGE_CONTENT.
     pub async fn dispatch(&self, event: &str, mut data: Value) {
-        self.inner.learn(event, &mut data);
+        if !self.inner.learn(event, &mut data) {
+            return;
+        }
         self.wait_ready().await;
         self.inner.send_dispatch(event, data);
     }
@@ -375,6 +468,89 @@ impl FakeDiscord {
     /// `path_suffix` get Discord's 500 (a transient server error).
     pub fn fail_next(&self, method: &str, path_suffix: &str, n: u32) {
         lock(&self.inner.failures).push((method.to_ascii_uppercase(), path_suffix.to_string(), n));
+    }
+
+    /// Moves the fake's clock (it never moves by itself): interactions
+    /// dispatched before are now `by` older.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.inner
+            .now_ms
+            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// The next request with this method whose path ends with
+    /// `path_suffix` waits, before it is handled, until the returned
+    /// [`Hold`] is released: a slow route, without sleeping.
+    pub fn hold_next(&self, method: &str, path_suffix: &str) -> Hold {
+        let (reached_tx, reached) = watch::channel(false);
+        let (release, release_rx) = tokio::sync::oneshot::channel();
+        lock(&self.inner.holds).push(HoldEntry {
+            method: method.to_ascii_uppercase(),
+            suffix: path_suffix.to_string(),
+            reached: reached_tx,
+            release: Some(release_rx),
+        });
+        Hold {
+            what: format!("{method} …{path_suffix}"),
+            reached,
+            release: Some(release),
+        }
+    }
+
+    /// Makes `id` a guild channel of `kind` (text, announcement, forum, or
+    /// a thread under `parent`).
+    pub fn add_channel(&self, id: u64, kind: u64, parent: Option<u64>) {
+        let mut channel = text_channel(id, FakeDiscord::GUILD_ID);
+        channel["type"] = json!(kind);
+        if let Some(parent) = parent {
+            channel["parent_id"] = id_str(parent);
+            let now = now_timestamp();
+            channel["thread_metadata"] = json!({
+                "archived": false,
+                "auto_archive_duration": 4320,
+                "archive_timestamp": now,
+                "locked": false,
+                "create_timestamp": now,
+            });
+        }
+        lock(&self.inner.world).channels.insert(id, channel);
+    }
+
+    /// The bot lacks `permissions` in `channel` (a server admin's setting).
+    pub fn deny_bot_permissions(&self, channel: u64, permissions: u64) {
+        *lock(&self.inner.world)
+            .denied_permissions
+            .entry(channel)
+            .or_default() |= permissions;
+    }
+
+    /// Archives a thread, as Discord does after `auto_archive_duration`
+    /// minutes without activity.
+    pub fn archive_thread(&self, id: u64) {
+        let mut world = lock(&self.inner.world);
+        if let Some(thread) = world.channels.get_mut(&id) {
+            thread["thread_metadata"]["archived"] = json!(true);
+        }
+    }
+
+    /// The person's privacy settings refuse DMs from the bot.
+    pub fn block_dms(&self, user: u64) {
+        lock(&self.inner.world).dm_blocked.push(user);
+    }
+
+    /// Switches a privileged intent off in the "Developer Portal".
+    pub fn disable_privileged_intent(&self, intent: u64) {
+        self.inner
+            .portal_intents
+            .fetch_and(!intent, Ordering::SeqCst);
+    }
+
+    /// The Message Content intent bit, for [`Self::disable_privileged_intent`].
+    pub const MESSAGE_CONTENT_INTENT: u64 = INTENT_MESSAGE_CONTENT;
+
+    /// Discord stops accepting `token` (it was reset in the portal).
+    pub fn revoke_token(&self, token: &str) {
+        lock(&self.inner.revoked_tokens).push(token.to_string());
     }
 
     /// Closes the current websocket with close code 4000 ("unknown error",
@@ -898,7 +1074,12 @@ impl Inner {
     }
 
     /// Learns channels, users, messages and interactions from a dispatch.
-    fn learn(&self, event: &str, data: &mut Value) {
+    /// Returns false for an interaction Discord would never send: a slash
+    /// command in a DM that is not registered globally for DMs (a guild
+    /// command does not exist outside its guild, and a global one with
+    /// `contexts` without 1 (BOT_DM) is not offered in DMs:
+    /// https://discord.com/developers/docs/interactions/application-commands#interaction-contexts).
+    fn learn(&self, event: &str, data: &mut Value) -> bool {
         let mut world = lock(&self.world);
         match event {
             "MESSAGE_CREATE" => {
@@ -908,10 +1089,26 @@ impl Inner {
                 if data["type"] == 2 {
                     let name = data["data"]["name"].clone();
                     let guild = data["guild_id"].clone();
-                    if let Some(cmd) = world.commands.iter().find(|c| {
-                        c["name"] == name && (c["guild_id"].is_null() || c["guild_id"] == guild)
-                    }) {
-                        data["data"]["id"] = cmd["id"].clone();
+                    let in_dm = guild.is_null();
+                    let offered_here = |c: &Value| {
+                        let context = if in_dm { 1 } else { 0 };
+                        match c["contexts"].as_array() {
+                            Some(contexts) => contexts.iter().any(|x| x == context),
+                            None => !in_dm || c["dm_permission"] != false,
+                        }
+                    };
+                    let registered = world.commands.iter().find(|c| {
+                        c["name"] == name
+                            && ((c["guild_id"].is_null() && offered_here(c))
+                                || (!in_dm && c["guild_id"] == guild))
+                    });
+                    match registered {
+                        Some(cmd) => data["data"]["id"] = cmd["id"].clone(),
+                        None if in_dm => {
+                            eprintln!("fake discord: /{name} does not exist in DMs (not registered globally for the BOT_DM context); not delivered");
+                            return false;
+                        }
+                        None => {}
                     }
                 }
                 let user = if data["member"].is_object() {
@@ -923,7 +1120,20 @@ impl Inner {
                 if let (Some(uid), Some(cid)) = (snowflake(&user["id"]), channel_id) {
                     world.users.insert(uid, user.clone());
                     match snowflake(&data["guild_id"]) {
-                        Some(gid) => world.ensure_guild_channel(cid, gid),
+                        Some(gid) => {
+                            world.ensure_guild_channel(cid, gid);
+                            // The interaction's partial channel and the
+                            // bot's permissions there, as Discord sends them.
+                            let known = world.channels[&cid].clone();
+                            for key in ["type", "parent_id", "thread_metadata"] {
+                                if !known[key].is_null() {
+                                    data["channel"][key] = known[key].clone();
+                                }
+                            }
+                            let denied = world.denied_permissions.get(&cid).copied().unwrap_or(0);
+                            let perms = BOT_PERMISSIONS.parse::<u64>().unwrap_or(0) & !denied;
+                            data["app_permissions"] = json!(perms.to_string());
+                        }
                         None => world.ensure_dm_channel(cid, &user),
                     }
                 }
@@ -938,6 +1148,7 @@ impl Inner {
                             token: data["token"].as_str().unwrap_or_default().to_string(),
                             payload: data.clone(),
                             acknowledged: false,
+                            created_ms: self.now_ms.load(Ordering::SeqCst),
                             original: None,
                         },
                     );
@@ -945,6 +1156,7 @@ impl Inner {
             }
             _ => {}
         }
+        true
     }
 
     /// Sends a dispatch to the current identified connection, honouring its
@@ -1150,6 +1362,43 @@ async fn rest(
         });
         return respond(reply, false);
     };
+
+    // A reset token is refused on every route that needs authentication
+    // (https://discord.com/developers/docs/reference#authentication); `GET
+    // /gateway` needs none
+    // (https://discord.com/developers/docs/events/gateway#get-gateway), so
+    // a client still connects and is closed with 4004.
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bot "))
+        .unwrap_or_default()
+        .to_string();
+    let open_route = method == "GET" && path == "/gateway";
+    if !open_route && !token.is_empty() && lock(&inner.revoked_tokens).contains(&token) {
+        inner.record(Recorded {
+            method,
+            path,
+            query,
+            body,
+            status: 401,
+        });
+        return respond(Reply::error(401, 0, "401: Unauthorized"), false);
+    }
+
+    let hold = {
+        let mut holds = lock(&inner.holds);
+        holds
+            .iter()
+            .position(|h| h.method == method && path.ends_with(h.suffix.as_str()))
+            .map(|i| holds.remove(i))
+    };
+    if let Some(mut hold) = hold {
+        hold.reached.send_replace(true);
+        if let Some(release) = hold.release.take() {
+            let _ = release.await;
+        }
+    }
 
     if let Some(retry_after) = inner.take_rate_limit(&method, &path) {
         inner.record(Recorded {
@@ -1468,7 +1717,33 @@ fn create_message(inner: &Inner, world: &mut World, cid: u64, body: &Value) -> R
     if let Err(e) = validate_message_body(body, true) {
         return e;
     }
-    world.channel(cid);
+    let channel = world.channel(cid);
+    // A person whose privacy settings refuse DMs from the bot: 403 with
+    // code 50007 "Cannot send messages to this user"
+    // (https://discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes).
+    if channel["type"] == 1 {
+        let recipient = snowflake(&channel["recipients"][0]["id"]);
+        if recipient.is_some_and(|uid| world.dm_blocked.contains(&uid)) {
+            return Reply::error(403, 50007, "Cannot send messages to this user");
+        }
+    }
+    // Sending a message unarchives an archived thread, unless it is locked
+    // (https://discord.com/developers/docs/topics/threads#active-and-archived-threads).
+    let mut unarchived = None;
+    if channel["thread_metadata"]["archived"] == true {
+        if channel["thread_metadata"]["locked"] == true {
+            return Reply::error(
+                400,
+                50083,
+                "Operation cannot be performed on an archived thread",
+            );
+        }
+        if let Some(thread) = world.channels.get_mut(&cid) {
+            thread["thread_metadata"]["archived"] = json!(false);
+            thread["thread_metadata"]["archive_timestamp"] = json!(now_timestamp());
+            unarchived = Some(thread.clone());
+        }
+    }
     let m = new_message(inner, world, cid, body);
     let mid = snowflake(&m["id"]).expect("id");
     world.messages.insert(mid, m.clone());
@@ -1480,7 +1755,12 @@ fn create_message(inner: &Inner, world: &mut World, cid: u64, body: &Value) -> R
         }
     }
     let echo = gateway_message(world, &m);
-    Reply::ok(m).with("MESSAGE_CREATE", echo)
+    let reply = Reply::ok(m);
+    let reply = match unarchived {
+        Some(thread) => reply.with("THREAD_UPDATE", thread),
+        None => reply,
+    };
+    reply.with("MESSAGE_CREATE", echo)
 }
 
 fn edit_message(world: &mut World, cid: u64, mid: u64, body: &Value, check_author: bool) -> Reply {
@@ -1542,9 +1822,47 @@ fn create_thread(
             "Must be between 1 and 100 in length.",
         );
     }
+    // Where threads may be started, and which
+    // (https://discord.com/developers/docs/resources/channel#start-thread-without-message,
+    // https://discord.com/developers/docs/resources/channel#channel-object-channel-types):
+    // not inside a thread; a forum or media channel only takes a post
+    // with its first `message`; private threads exist only in text
+    // channels (an announcement channel has announcement threads); a
+    // private thread needs CREATE_PRIVATE_THREADS, a public one
+    // CREATE_PUBLIC_THREADS, else 403 50013
+    // (https://discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes).
     let parent_channel = world.channel(parent);
-    if parent_channel["type"] != 0 && parent_channel["type"] != 5 {
+    let parent_type = parent_channel["type"].as_u64().unwrap_or(0);
+    let wants_private = from_message.is_none() && body["type"] == PRIVATE_THREAD;
+    if parent_type == GUILD_FORUM || parent_type == 16 {
+        if body["message"].is_null() {
+            return invalid_form_body("message", "BASE_TYPE_REQUIRED", "This field is required");
+        }
+    } else if parent_type != GUILD_TEXT && parent_type != GUILD_ANNOUNCEMENT {
         return Reply::error(400, 50024, "Cannot execute action on this channel type");
+    }
+    if wants_private && parent_type != GUILD_TEXT {
+        return Reply::error(400, 50024, "Cannot execute action on this channel type");
+    }
+    let denied = world.denied_permissions.get(&parent).copied().unwrap_or(0);
+    let needed = if wants_private {
+        PERM_CREATE_PRIVATE_THREADS
+    } else {
+        PERM_CREATE_PUBLIC_THREADS
+    };
+    if denied & needed != 0 {
+        return Reply::error(403, 50013, "Missing Permissions");
+    }
+    // auto_archive_duration is one of 60, 1440, 4320, 10080 minutes
+    // (https://discord.com/developers/docs/resources/channel#start-thread-without-message-json-params).
+    if let Some(minutes) = body.get("auto_archive_duration").filter(|v| !v.is_null()) {
+        if ![60, 1440, 4320, 10080].iter().any(|m| minutes == m) {
+            return invalid_form_body(
+                "auto_archive_duration",
+                "BASE_TYPE_CHOICES",
+                "Value must be one of {60, 1440, 4320, 10080}.",
+            );
+        }
     }
     let gid = snowflake(&parent_channel["guild_id"]).expect("guild channel");
     let (tid, kind) = match from_message {
@@ -1621,6 +1939,13 @@ fn interaction_callback(
     };
     if interaction.token != token {
         return Reply::error(401, 50027, "Invalid Webhook Token");
+    }
+    // No first response within 3 s: the interaction is gone and the person
+    // sees "The application did not respond"
+    // (https://discord.com/developers/docs/interactions/receiving-and-responding#responding-to-an-interaction).
+    let age = inner.now_ms.load(Ordering::SeqCst) - interaction.created_ms;
+    if !interaction.acknowledged && age > INTERACTION_DEADLINE_MS {
+        return Reply::error(404, 10062, "Unknown interaction");
     }
     if interaction.acknowledged {
         return Reply::error(400, 40060, "Interaction has already been acknowledged.");
@@ -1718,6 +2043,11 @@ fn webhook(
     };
     let original = interaction.original;
     let acknowledged = interaction.acknowledged;
+    // The token works for 15 minutes after the interaction
+    // (https://discord.com/developers/docs/interactions/receiving-and-responding#followup-messages).
+    if inner.now_ms.load(Ordering::SeqCst) - interaction.created_ms > INTERACTION_TOKEN_MS {
+        return Reply::error(401, 50027, "Invalid Webhook Token");
+    }
     let cid = snowflake(&interaction.payload["channel_id"]).expect("channel id");
     match (method, rest) {
         ("POST", []) => {
@@ -2023,9 +2353,22 @@ fn make_current_ready(gw: &mut Gateway, conn_id: u64, tx: &mpsc::UnboundedSender
 fn identify(inner: &Inner, conn_id: u64, tx: &mpsc::UnboundedSender<Out>, d: &Value) {
     let ready = {
         let mut gw = lock(&inner.gateway);
-        if d["token"].as_str().is_none_or(str::is_empty) {
+        // Gateway close codes
+        // (https://discord.com/developers/docs/topics/opcodes-and-status-codes#gateway-gateway-close-event-codes):
+        // 4004 for a token Discord does not accept, 4014 for a privileged
+        // intent the application has not enabled (or been approved for).
+        let token = d["token"].as_str().unwrap_or_default();
+        let token = token.strip_prefix("Bot ").unwrap_or(token);
+        if token.is_empty() || lock(&inner.revoked_tokens).iter().any(|t| t == token) {
             drop(gw);
             let _ = tx.send(Out::Close(4004, "Authentication failed."));
+            return;
+        }
+        let requested = d["intents"].as_u64().unwrap_or(0);
+        let enabled = inner.portal_intents.load(Ordering::SeqCst);
+        if requested & PRIVILEGED_INTENTS & !enabled != 0 {
+            drop(gw);
+            let _ = tx.send(Out::Close(4014, "Disallowed intent(s)."));
             return;
         }
         gw.sessions += 1;

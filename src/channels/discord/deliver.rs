@@ -8,6 +8,17 @@
 //!   the recent messages.
 //! - `Relay`, `AgentNote`, `Transcript`: into that staff thread.
 //!
+//! Staff threads are created with the longest auto-archive duration (7
+//! days), so a ticket queued on Friday is still listed on Monday; Discord
+//! reopens an archived thread when the bot posts in it.
+//!
+//! A DM the person does not accept (403, code 50007: their privacy
+//! settings refuse DMs from server members) is not lost silently: the
+//! replies go to the person's private thread if they have one (text only:
+//! buttons there would answer that thread's own conversation), else the
+//! staff thread of their latest ticket is told, and the row is marked
+//! failed with the reason.
+//!
 //! Failures are classified for the sender: 429, 5xx and network errors are
 //! temporary (retried with backoff, in this conversation only); other 4xx
 //! are permanent. In production serenity's own rate limiter sits below
@@ -21,12 +32,27 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serenity::all::{ChannelId, ChannelType, CreateMessage, CreateThread, Http};
+use serenity::all::{
+    AutoArchiveDuration, ChannelId, ChannelType, CreateMessage, CreateThread, Http,
+};
 
 use super::render::{plain, reply_messages, split_text, MAX_CONTENT_CHARS};
 use super::{DiscordConfig, CHANNEL};
-use crate::desk::Desk;
+use crate::desk::{Desk, RenderedReply};
+use crate::i18n::registry;
 use crate::outbox::{Deliver, DeliveryError, OutboxItem, OutboxRow};
+
+/// Discord's "Cannot send messages to this user"
+/// (https://discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes).
+const CANNOT_DM: isize = 50007;
+
+fn refuses_dms(error: &serenity::Error) -> bool {
+    matches!(
+        error,
+        serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(response))
+            if response.status_code.as_u16() == 403 && response.error.code == CANNOT_DM
+    )
+}
 
 /// Delivers Discord rows over serenity's HTTP client.
 pub struct DiscordDeliver {
@@ -91,6 +117,56 @@ impl DiscordDeliver {
         })?;
         channel_from(&address)
     }
+
+    /// The person refused the DM (50007): their private thread instead, or
+    /// a note to the staff thread and the row failed with the reason.
+    async fn dm_refused(
+        &self,
+        item: &OutboxItem,
+        address: &str,
+        replies: &[RenderedReply],
+    ) -> Result<(), DeliveryError> {
+        let conversation = &item.conversation_id;
+        let reason = "Discord refused the DM (403, code 50007: the person does not accept direct messages from the bot)";
+        let elsewhere = self
+            .desk
+            .other_addresses_of_person(conversation)
+            .await
+            .map_err(DeliveryError::retry)?;
+        if let Some(thread) = elsewhere.first() {
+            let thread = channel_from(thread)?;
+            let default = self.desk.catalog().default_locale();
+            let locale = self.desk.locale_at(CHANNEL, address, &default).await;
+            let intro = self
+                .desk
+                .text(&locale, registry::DISCORD_DM_FALLBACK_INTRO, &[]);
+            self.send_text(thread, &intro).await?;
+            for reply in replies {
+                self.send_text(thread, &reply.text).await?;
+            }
+            tracing::warn!(row = item.id, %conversation, thread = %thread, "{reason}; delivered in the person's private thread instead");
+            return Ok(());
+        }
+        let staff = self
+            .desk
+            .latest_agent_address(conversation)
+            .await
+            .map_err(DeliveryError::retry)?;
+        if let Some(staff) = staff {
+            let note = self.desk.text(
+                self.desk.agent_locale(),
+                registry::DISCORD_DM_UNDELIVERABLE_NOTE,
+                &[],
+            );
+            self.send_text(channel_from(&staff)?, &note).await?;
+            return Err(DeliveryError::Permanent(format!(
+                "{reason}; no private thread to fall back to; the staff thread was told"
+            )));
+        }
+        Err(DeliveryError::Permanent(format!(
+            "{reason}; no private thread or staff thread to fall back to"
+        )))
+    }
 }
 
 #[async_trait]
@@ -113,7 +189,13 @@ impl Deliver for DiscordDeliver {
                 let channel = channel_from(&address)?;
                 for reply in replies {
                     for message in reply_messages(&reply.text, &reply.choices) {
-                        self.send(channel, message).await?;
+                        match channel.send_message(&self.http, message).await {
+                            Ok(_) => {}
+                            Err(e) if refuses_dms(&e) => {
+                                return self.dm_refused(item, &address, replies).await;
+                            }
+                            Err(e) => return Err(classify(e)),
+                        }
                     }
                 }
                 Ok(())
@@ -145,7 +227,8 @@ impl Deliver for DiscordDeliver {
                             .create_thread(
                                 &self.http,
                                 CreateThread::new(thread_name.clone())
-                                    .kind(ChannelType::PublicThread),
+                                    .kind(ChannelType::PublicThread)
+                                    .auto_archive_duration(AutoArchiveDuration::OneWeek),
                             )
                             .await
                             .map_err(classify)?;

@@ -8,6 +8,17 @@
 //! - A button or select menu: a choice; the pressed message's buttons are
 //!   disabled at once (the interaction response), the step goes to the desk
 //!   keyed by the interaction id, so a double delivery is one step.
+//!
+//! **Discord's 3 seconds**: an interaction must get its first response
+//! within 3 s or its token dies and the person sees "The application did
+//! not respond"
+//! (<https://discord.com/developers/docs/interactions/receiving-and-responding#responding-to-an-interaction>).
+//! So the first thing done for every interaction, before any database read
+//! or other Discord call, is that response: a slash command is deferred
+//! (type 5, ephemeral) and its answer edited in afterwards; a button press
+//! is answered by disabling the pressed buttons (type 7, itself a first
+//! response). Every failure after that still gets a short ephemeral answer
+//! from the locales.
 //! - In a staff thread: messages and `/claim` `/release` `/transfer`
 //!   `/close` from members with the agent role go to the desk as agent
 //!   actions; everyone else is refused politely.
@@ -24,11 +35,13 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serenity::all::{
-    ActionRowComponent, ChannelId, ChannelType, Command, CommandDataOptionValue,
-    CommandInteraction, CommandOptionType, ComponentInteraction, ComponentInteractionDataKind,
-    Context, CreateActionRow, CreateButton, CreateCommand, CreateCommandOption,
-    CreateInteractionResponse, CreateInteractionResponseMessage, CreateThread, EventHandler,
-    GuildId, Interaction, Message, Ready, RoleId, User,
+    ActionRowComponent, AutoArchiveDuration, ChannelId, ChannelType, Command,
+    CommandDataOptionValue, CommandInteraction, CommandOptionType, ComponentInteraction,
+    ComponentInteractionDataKind, Context, CreateActionRow, CreateAllowedMentions, CreateButton,
+    CreateCommand, CreateCommandOption, CreateInteractionResponse,
+    CreateInteractionResponseFollowup, CreateInteractionResponseMessage, CreateThread,
+    EditInteractionResponse, EventHandler, GuildId, InstallationContext, Interaction,
+    InteractionContext, Message, Permissions, Ready, RoleId, User,
 };
 
 use super::render::choice_from_component;
@@ -161,63 +174,91 @@ impl Handler {
         Ok(())
     }
 
+    /// `/mfa`, after the deferral: the ephemeral answer to edit in.
     async fn on_mfa(
         &self,
         ctx: &Context,
         command: &CommandInteraction,
-    ) -> Result<(), HandlerError> {
-        let locale = self.locale_for(&command.locale);
+        locale: &str,
+    ) -> Result<String, HandlerError> {
         let user = command.user.id.get().to_string();
         let now = self.clock.now();
         if command.guild_id.is_some() {
-            let name = self.desk.text(&locale, registry::DISCORD_THREAD_NAME, &[]);
-            let thread = command
+            // Private threads exist only under text channels: not inside a
+            // thread, a forum or an announcement channel
+            // (https://discord.com/developers/docs/resources/channel#start-thread-without-message).
+            let kind = command.channel.as_ref().map(|c| c.kind);
+            if kind.is_some_and(|k| k != ChannelType::Text) {
+                return Ok(self.desk.text(locale, registry::DISCORD_MFA_NOT_HERE, &[]));
+            }
+            let can_create = command
+                .app_permissions
+                .is_none_or(|p| p.contains(Permissions::CREATE_PRIVATE_THREADS));
+            if !can_create {
+                tracing::warn!(channel_id = %command.channel_id, "Discord: /mfa refused: the bot lacks Create Private Threads in this channel (give it that permission, and Send Messages in Threads)");
+                return Ok(self
+                    .desk
+                    .text(locale, registry::DISCORD_MFA_NO_PERMISSION, &[]));
+            }
+            let name = self.desk.text(locale, registry::DISCORD_THREAD_NAME, &[]);
+            let created = command
                 .channel_id
                 .create_thread(
                     &ctx.http,
                     CreateThread::new(name)
                         .kind(ChannelType::PrivateThread)
-                        .invitable(false),
+                        .invitable(false)
+                        .auto_archive_duration(AutoArchiveDuration::OneWeek),
                 )
-                .await?;
+                .await;
+            let thread = match created {
+                Ok(thread) => thread,
+                Err(e) => {
+                    let refusal = match discord_error(&e) {
+                        Some((403, 50013)) => registry::DISCORD_MFA_NO_PERMISSION,
+                        Some((400, _)) => registry::DISCORD_MFA_NOT_HERE,
+                        _ => return Err(e.into()),
+                    };
+                    tracing::warn!(error = %e, channel_id = %command.channel_id, "Discord: /mfa could not open a private thread here");
+                    return Ok(self.desk.text(locale, refusal, &[]));
+                }
+            };
             thread
                 .id
                 .add_thread_member(&ctx.http, command.user.id)
                 .await?;
             let address = thread.id.get().to_string();
             self.desk
-                .start_at(CHANNEL, &address, &user, &locale, now)
+                .start_at(CHANNEL, &address, &user, locale, now)
                 .await?;
             let mention = format!("<#{}>", thread.id.get());
-            let text = self.desk.text(
-                &locale,
+            return Ok(self.desk.text(
+                locale,
                 registry::DISCORD_THREAD_OPENED,
                 &[("thread", &mention)],
-            );
-            return respond_ephemeral(ctx, command, text).await;
+            ));
         }
         // In a DM: the open conversation asks its pending question again
-        // (through the outbox, like every reply), or a new one starts.
+        // (through the outbox, like every reply, split like every reply),
+        // or a new one starts.
         let channel = command.channel_id.get().to_string();
         self.desk
-            .start_or_resume(CHANNEL, &channel, &user, &locale, None, now)
+            .start_or_resume(CHANNEL, &channel, &user, locale, None, now)
             .await?;
-        let text = self.desk.text(&locale, registry::DISCORD_MFA_STARTED, &[]);
-        respond_ephemeral(ctx, command, text).await
+        Ok(self.desk.text(locale, registry::DISCORD_MFA_STARTED, &[]))
     }
 
+    /// An agent command, after the deferral: the ephemeral answer.
     async fn on_agent_command(
         &self,
-        ctx: &Context,
         command: &CommandInteraction,
-    ) -> Result<(), HandlerError> {
-        let agent_locale = self.desk.agent_locale().to_string();
+        agent_locale: &str,
+    ) -> Result<String, HandlerError> {
         let channel = command.channel_id.get().to_string();
         let Some(ticket) = self.desk.ticket_at(&channel).await? else {
-            let text = self
+            return Ok(self
                 .desk
-                .text(&agent_locale, registry::DISCORD_NOT_A_TICKET_THREAD, &[]);
-            return respond_ephemeral(ctx, command, text).await;
+                .text(agent_locale, registry::DISCORD_NOT_A_TICKET_THREAD, &[]));
         };
         let roles = command
             .member
@@ -226,10 +267,9 @@ impl Handler {
             .unwrap_or_default();
         if !self.is_agent(&roles) {
             tracing::info!(command = %command.data.name, "agent command refused: member lacks the agent role");
-            let text = self
+            return Ok(self
                 .desk
-                .text(&agent_locale, registry::DISCORD_AGENT_ONLY, &[]);
-            return respond_ephemeral(ctx, command, text).await;
+                .text(agent_locale, registry::DISCORD_AGENT_ONLY, &[]));
         }
         let agent = agent_ref(
             &command.user,
@@ -248,19 +288,15 @@ impl Handler {
             .and_then(|c| c.into_action(agent));
         let action = match parsed {
             Ok(action) => action,
-            Err(error) => {
-                let text = self.desk.text(&agent_locale, error.message_id(), &[]);
-                return respond_ephemeral(ctx, command, text).await;
-            }
+            Err(error) => return Ok(self.desk.text(agent_locale, error.message_id(), &[])),
         };
         let key = Some(format!("discord:interaction:{}", command.id.get()));
         self.desk
             .agent(&ticket.ticket, action, key, self.clock.now())
             .await?;
-        let text = self
+        Ok(self
             .desk
-            .text(&agent_locale, registry::DISCORD_AGENT_ACK, &[]);
-        respond_ephemeral(ctx, command, text).await
+            .text(agent_locale, registry::DISCORD_AGENT_ACK, &[]))
     }
 
     async fn on_component(
@@ -268,6 +304,17 @@ impl Handler {
         ctx: &Context,
         component: &ComponentInteraction,
     ) -> Result<(), HandlerError> {
+        // The first response, before anything else (3 s): the pressed
+        // message keeps its text and loses its working buttons.
+        component
+            .create_response(
+                &ctx.http,
+                CreateInteractionResponse::UpdateMessage(
+                    CreateInteractionResponseMessage::new()
+                        .components(disabled_components(&component.message.components)),
+                ),
+            )
+            .await?;
         let values = match &component.data.kind {
             ComponentInteractionDataKind::StringSelect { values } => values.clone(),
             _ => Vec::new(),
@@ -281,28 +328,16 @@ impl Handler {
                 .desk
                 .text(&locale, registry::DISCORD_UNKNOWN_CONVERSATION, &[]);
             component
-                .create_response(
+                .create_followup(
                     &ctx.http,
-                    CreateInteractionResponse::Message(
-                        CreateInteractionResponseMessage::new()
-                            .content(text)
-                            .ephemeral(true),
-                    ),
+                    CreateInteractionResponseFollowup::new()
+                        .content(text)
+                        .ephemeral(true)
+                        .allowed_mentions(CreateAllowedMentions::new()),
                 )
                 .await?;
             return Ok(());
         };
-        // Answer within Discord's 3 seconds: the pressed message keeps its
-        // text and loses its working buttons.
-        component
-            .create_response(
-                &ctx.http,
-                CreateInteractionResponse::UpdateMessage(
-                    CreateInteractionResponseMessage::new()
-                        .components(disabled_components(&component.message.components)),
-                ),
-            )
-            .await?;
         typing(ctx, component.channel_id).await;
         self.desk
             .receive(Inbound {
@@ -317,6 +352,59 @@ impl Handler {
             })
             .await?;
         Ok(())
+    }
+
+    /// A slash command: deferred at once (ephemeral), then handled, then
+    /// the deferred answer is edited to say how it went; a failure gets
+    /// the polite try-again text rather than silence.
+    async fn on_command(&self, ctx: &Context, command: &CommandInteraction) {
+        if let Err(e) = command
+            .create_response(
+                &ctx.http,
+                CreateInteractionResponse::Defer(
+                    CreateInteractionResponseMessage::new().ephemeral(true),
+                ),
+            )
+            .await
+        {
+            tracing::error!(error = %e, command = %command.data.name, "Discord: could not acknowledge a command (the person sees \"The application did not respond\")");
+            return;
+        }
+        let name = command.data.name.as_str();
+        let locale = match name {
+            "claim" | "release" | "transfer" | "close" => self.desk.agent_locale().to_string(),
+            _ => self.locale_for(&command.locale),
+        };
+        let answer = match name {
+            "mfa" => self.on_mfa(ctx, command, &locale).await,
+            "claim" | "release" | "transfer" | "close" => {
+                self.on_agent_command(command, &locale).await
+            }
+            other => {
+                tracing::warn!(
+                    command = other,
+                    "Discord: unknown command (registered by another version?)"
+                );
+                Ok(self
+                    .desk
+                    .text(&locale, registry::DISCORD_UNKNOWN_COMMAND, &[]))
+            }
+        };
+        let text = answer.unwrap_or_else(|e| {
+            tracing::error!(error = %e, command = name, "Discord: command not handled");
+            self.desk.try_again_reply(&locale).text
+        });
+        if let Err(e) = command
+            .edit_response(
+                &ctx.http,
+                EditInteractionResponse::new()
+                    .content(text)
+                    .allowed_mentions(CreateAllowedMentions::new()),
+            )
+            .await
+        {
+            tracing::error!(error = %e, command = name, "Discord: could not edit the deferred answer");
+        }
     }
 
     /// When a person's input could not be handled, they still get a short
@@ -399,9 +487,22 @@ impl Handler {
                 .dm_permission(false),
         ];
         if self.config.guild_id != 0 {
+            // Guild commands exist only in that server, never in DMs
+            // (https://discord.com/developers/docs/interactions/application-commands#registering-a-command):
+            // `/mfa` is registered globally as well, for DMs only
+            // (context BOT_DM, https://discord.com/developers/docs/interactions/application-commands#interaction-contexts),
+            // so it is not listed twice in the server. This replaces any
+            // global commands an earlier version registered.
             GuildId::new(self.config.guild_id)
                 .set_commands(&ctx.http, commands)
                 .await?;
+            let dm_mfa = describe(
+                CreateCommand::new("mfa").name_localized("ja", "mfa"),
+                registry::DISCORD_COMMAND_MFA,
+            )
+            .integration_types(vec![InstallationContext::Guild])
+            .contexts(vec![InteractionContext::BotDm]);
+            Command::set_global_commands(&ctx.http, vec![dm_mfa]).await?;
         } else {
             Command::set_global_commands(&ctx.http, commands).await?;
         }
@@ -416,23 +517,14 @@ async fn typing(ctx: &Context, channel: ChannelId) {
     }
 }
 
-async fn respond_ephemeral(
-    ctx: &Context,
-    command: &CommandInteraction,
-    text: String,
-) -> Result<(), HandlerError> {
-    command
-        .create_response(
-            &ctx.http,
-            CreateInteractionResponse::Message(
-                CreateInteractionResponseMessage::new()
-                    .content(text)
-                    .ephemeral(true)
-                    .allowed_mentions(serenity::all::CreateAllowedMentions::new()),
-            ),
-        )
-        .await?;
-    Ok(())
+/// The HTTP status and Discord error code of a failed REST call.
+fn discord_error(error: &serenity::Error) -> Option<(u16, isize)> {
+    match error {
+        serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(response)) => {
+            Some((response.status_code.as_u16(), response.error.code))
+        }
+        _ => None,
+    }
 }
 
 /// How an agent is shown to the person: server nickname, else display
@@ -529,16 +621,8 @@ impl EventHandler for Handler {
                     tracing::info!("Discord: duplicate command interaction ignored");
                     return;
                 }
-                match command.data.name.as_str() {
-                    "mfa" => self.on_mfa(&ctx, command).await,
-                    "claim" | "release" | "transfer" | "close" => {
-                        self.on_agent_command(&ctx, command).await
-                    }
-                    other => {
-                        tracing::warn!(command = other, "Discord: unknown command");
-                        Ok(())
-                    }
-                }
+                self.on_command(&ctx, command).await;
+                Ok(())
             }
             Interaction::Component(component) => {
                 if !self.first_time(id) {

@@ -99,16 +99,64 @@ pub fn intents() -> GatewayIntents {
         | GatewayIntents::GUILDS
 }
 
+/// Why the Discord channel stopped by itself. Each says what the operator
+/// must fix; `serve` ends with it (non-zero exit) so a supervisor notices,
+/// instead of running on with the bot offline.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscordError {
+    /// Gateway close 4004, or HTTP 401
+    /// (https://discord.com/developers/docs/topics/opcodes-and-status-codes#gateway-gateway-close-event-codes).
+    #[error("Discord refused the bot token (gateway close 4004 / HTTP 401): put the bot's current token (Developer Portal → your application → Bot → Reset Token) in the environment variable {token_env}")]
+    InvalidToken { token_env: String },
+    /// Gateway close 4014: a privileged intent is not enabled.
+    #[error("Discord closed the gateway with 4014 (disallowed intents): switch on the Message Content Intent in the Developer Portal (your application → Bot → Privileged Gateway Intents); a bot in 100 or more servers also needs Discord's approval for it")]
+    DisallowedIntents,
+    /// Gateway close 4013.
+    #[error("Discord closed the gateway with 4013 (invalid intents): this build asks for gateway intents Discord does not know; report it as a bug")]
+    InvalidIntents,
+    #[error("Discord gateway stopped: {0}")]
+    Gateway(String),
+}
+
+impl DiscordError {
+    /// What a serenity error from starting or running the client means.
+    fn from_serenity(error: serenity::Error, config: &DiscordConfig) -> DiscordError {
+        use serenity::gateway::GatewayError;
+        match &error {
+            serenity::Error::Gateway(GatewayError::InvalidAuthentication) => {
+                DiscordError::InvalidToken {
+                    token_env: config.token_env.clone(),
+                }
+            }
+            serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(response))
+                if response.status_code.as_u16() == 401 =>
+            {
+                DiscordError::InvalidToken {
+                    token_env: config.token_env.clone(),
+                }
+            }
+            serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents) => {
+                DiscordError::DisallowedIntents
+            }
+            serenity::Error::Gateway(GatewayError::InvalidGatewayIntents) => {
+                DiscordError::InvalidIntents
+            }
+            _ => DiscordError::Gateway(error.to_string()),
+        }
+    }
+}
+
 /// Runs the Discord channel until `shutdown` turns true: the gateway client
 /// and the outbox sender. Returns after the client is shut down and the
-/// outbox has been flushed.
+/// outbox has been flushed; returns the error early when the gateway stops
+/// by itself (a close the bot cannot recover from, such as 4014 or 4004).
 pub async fn run(
     desk: Desk,
     clock: Arc<dyn Clock>,
     config: DiscordConfig,
     token: String,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), serenity::Error> {
+) -> Result<(), DiscordError> {
     let mut http = HttpBuilder::new(&token);
     if !config.api_proxy.is_empty() {
         // serenity rewrites https://discord.com to the proxy only with its
@@ -127,7 +175,8 @@ pub async fn run(
     );
     let mut client = serenity::client::ClientBuilder::new_with_http(http.build(), intents())
         .event_handler(handler)
-        .await?;
+        .await
+        .map_err(|e| DiscordError::from_serenity(e, &config))?;
     let http = client.http.clone();
     // The sender stops only after the gateway is closed and in-flight
     // events are finished, so their replies are flushed too.
@@ -145,17 +194,31 @@ pub async fn run(
         sender_stopping,
     ));
     let shard_manager = client.shard_manager.clone();
-    let gateway = tokio::spawn(async move {
-        if let Err(e) = client.start().await {
-            tracing::error!(error = %e, "Discord gateway client stopped with an error");
+    let mut gateway = tokio::spawn(async move { client.start().await });
+    let fatal = tokio::select! {
+        _ = shutdown.wait_for(|stop| *stop) => None,
+        ended = &mut gateway => Some(match ended {
+            Ok(Err(e)) => DiscordError::from_serenity(e, &config),
+            Ok(Ok(())) => DiscordError::Gateway("the client returned without being asked to stop".into()),
+            Err(e) => DiscordError::Gateway(e.to_string()),
+        }),
+    };
+    match &fatal {
+        None => tracing::info!("Discord: shutting down the gateway"),
+        Some(e) => {
+            tracing::error!(error = %e, "Discord: the gateway stopped; shutting the channel down")
         }
-    });
-    let _ = shutdown.wait_for(|stop| *stop).await;
-    tracing::info!("Discord: shutting down the gateway");
-    shard_manager.shutdown_all().await;
-    let _ = gateway.await;
+    }
+    if fatal.is_none() {
+        shard_manager.shutdown_all().await;
+        let _ = gateway.await;
+    } else {
+        // The shard runner is gone already: a clean shutdown would wait
+        // out serenity's timeout for it. Stop the rest in the background.
+        tokio::spawn(async move { shard_manager.shutdown_all().await });
+    }
     let _all_finished = in_flight.write().await;
     let _ = stop_sender.send(true);
     let _ = sender.await;
-    Ok(())
+    fatal.map_or(Ok(()), Err)
 }

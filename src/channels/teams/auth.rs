@@ -1,22 +1,38 @@
 //! Inbound security for Bot Framework requests: every `POST /api/messages`
 //! carries `Authorization: Bearer <JWT>` signed by the Bot Framework.
 //!
-//! Rules (Bot Framework "authenticate requests from the connector"): RS256
-//! only (the header's `alg` is checked before anything else, so `none` and
-//! HS256-with-the-public-key are refused); the key is found by `kid` in the
-//! JWKS named by the OpenID metadata document, cached, and refreshed when a
-//! `kid` is unknown (no more often than a configured interval); issuer
-//! `https://api.botframework.com`; audience = the bot's app id; `exp` and
-//! `nbf` with a few minutes of skew; the `serviceurl` claim must equal the
-//! activity's `serviceUrl`. Any failure is one [`AuthError`] whose text is
-//! for the operator's log; callers answer 401 with no detail.
+//! Rules (Bot Framework "authenticate requests from the connector",
+//! <https://learn.microsoft.com/en-us/azure/bot-service/rest-api/bot-framework-rest-connector-authentication>):
+//! RS256 only (the header's `alg` is checked before anything else, so
+//! `none` and HS256-with-the-public-key are refused); the key is found by
+//! `kid` in the JWKS named by the OpenID metadata document, cached, and
+//! refreshed when a `kid` is unknown (no more often than a configured
+//! interval); issuer `https://api.botframework.com`; audience = the bot's
+//! app id; `exp` and `nbf` with a few minutes of skew; the `serviceurl`
+//! claim must equal the activity's `serviceUrl`; and the key's
+//! `endorsements` must contain the activity's `channelId` ("The
+//! endorsements property within each key contains one or more endorsement
+//! strings which you can use to verify that the channel ID specified in the
+//! channelId property within the Activity object of the incoming request is
+//! authentic."). Any failure is one [`AuthError`] whose text is for the
+//! operator's log; callers answer 401 with no detail.
+//!
+//! Answering within the Bot Connector's timeout: the key cache is behind a
+//! blocking mutex held only to read or swap it, never across a fetch. A
+//! refresh runs as its own task (each fetch bounded by [`FETCH_TIMEOUT`]);
+//! requests with the same unknown `kid` await its end, requests with known
+//! keys never wait for it.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use tokio::sync::Mutex;
+use tokio::sync::watch;
+
+/// Bound on each of the two fetches of a key refresh.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AuthError {
@@ -38,6 +54,14 @@ pub enum AuthError {
     ServiceUrl {
         claim: Option<String>,
         activity: String,
+    },
+    #[error(
+        "signing key {kid} is not endorsed for channel {channel:?} (endorsed for {endorsed:?})"
+    )]
+    NotEndorsed {
+        kid: String,
+        channel: String,
+        endorsed: Vec<String>,
     },
 }
 
@@ -78,40 +102,61 @@ struct Jwk {
     n: Option<String>,
     #[serde(default)]
     e: Option<String>,
+    #[serde(default)]
+    endorsements: Vec<String>,
+}
+
+/// A key of the JWKS and the channels it may sign activities for.
+#[derive(Clone)]
+struct Key {
+    key: DecodingKey,
+    endorsements: Vec<String>,
 }
 
 struct KeyCache {
-    keys: HashMap<String, DecodingKey>,
+    keys: HashMap<String, Key>,
     fetched_at: Option<Instant>,
+    /// The refresh under way: turns true when it is done.
+    refreshing: Option<watch::Receiver<bool>>,
+    /// Why the last refresh failed, if it did.
+    last_error: Option<String>,
 }
 
-/// Validates Bot Framework tokens; cheap to share behind an `Arc`.
-pub struct Authenticator {
+struct Inner {
     settings: AuthSettings,
     http: reqwest::Client,
-    /// An async mutex: a refresh awaits the network while holding it, so
-    /// concurrent requests with the same new `kid` fetch the keys once.
+    /// Held only to read or swap the cache, never across an await.
     cache: Mutex<KeyCache>,
+}
+
+/// Validates Bot Framework tokens; cheap to share.
+pub struct Authenticator {
+    inner: Arc<Inner>,
 }
 
 impl Authenticator {
     pub fn new(settings: AuthSettings, http: reqwest::Client) -> Authenticator {
         Authenticator {
-            settings,
-            http,
-            cache: Mutex::new(KeyCache {
-                keys: HashMap::new(),
-                fetched_at: None,
+            inner: Arc::new(Inner {
+                settings,
+                http,
+                cache: Mutex::new(KeyCache {
+                    keys: HashMap::new(),
+                    fetched_at: None,
+                    refreshing: None,
+                    last_error: None,
+                }),
             }),
         }
     }
 
     /// Checks the `Authorization` header of a request whose activity names
-    /// `service_url`.
+    /// `service_url` and `channel_id`.
     pub async fn verify(
         &self,
         authorization: Option<&str>,
         service_url: &str,
+        channel_id: &str,
     ) -> Result<(), AuthError> {
         let token = authorization
             .and_then(|h| h.strip_prefix("Bearer "))
@@ -124,13 +169,14 @@ impl Authenticator {
         }
         let kid = header.kid.ok_or(AuthError::NoKeyId)?;
         let key = self.key(&kid).await?;
+        let settings = &self.inner.settings;
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[self.settings.issuer.as_str()]);
-        validation.set_audience(&[self.settings.app_id.as_str()]);
-        validation.leeway = self.settings.skew.as_secs();
+        validation.set_issuer(&[settings.issuer.as_str()]);
+        validation.set_audience(&[settings.app_id.as_str()]);
+        validation.leeway = settings.skew.as_secs();
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        let data = decode::<Claims>(token, &key, &validation)
+        let data = decode::<Claims>(token, &key.key, &validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let claim = data.claims.serviceurl;
         let same = claim
@@ -142,68 +188,133 @@ impl Authenticator {
                 activity: service_url.to_string(),
             });
         }
+        // An activity naming no channel is endorsed by nobody: madoguchi
+        // serves Teams only.
+        if channel_id.is_empty() || !key.endorsements.iter().any(|e| e == channel_id) {
+            return Err(AuthError::NotEndorsed {
+                kid,
+                channel: channel_id.to_string(),
+                endorsed: key.endorsements,
+            });
+        }
         Ok(())
     }
 
-    async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
-        let mut cache = self.cache.lock().await;
-        if let Some(key) = cache.keys.get(kid) {
-            return Ok(key.clone());
-        }
-        let may_refresh = cache
-            .fetched_at
-            .is_none_or(|at| at.elapsed() >= self.settings.min_refresh);
-        if !may_refresh {
-            return Err(AuthError::UnknownKey(kid.to_string()));
-        }
-        cache.keys = self.fetch_keys().await?;
-        cache.fetched_at = Some(Instant::now());
-        tracing::info!(keys = cache.keys.len(), "Teams: signing keys refreshed");
-        cache
-            .keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| AuthError::UnknownKey(kid.to_string()))
+    fn cache(&self) -> std::sync::MutexGuard<'_, KeyCache> {
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, AuthError> {
-        let metadata: OpenIdMetadata = self
-            .http
-            .get(&self.settings.openid_metadata_url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| AuthError::Keys(format!("OpenID metadata: {e}")))?
-            .json()
-            .await
-            .map_err(|e| AuthError::Keys(format!("OpenID metadata: {e}")))?;
-        let jwks: Jwks = self
-            .http
-            .get(&metadata.jwks_uri)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| AuthError::Keys(format!("JWKS: {e}")))?
-            .json()
-            .await
-            .map_err(|e| AuthError::Keys(format!("JWKS: {e}")))?;
-        let mut keys = HashMap::new();
-        for jwk in jwks.keys {
-            let (Some(kid), Some(n), Some(e)) = (jwk.kid, jwk.n, jwk.e) else {
-                continue;
-            };
-            if jwk.kty != "RSA" {
-                continue;
+    async fn key(&self, kid: &str) -> Result<Key, AuthError> {
+        let mut done = {
+            let mut cache = self.cache();
+            if let Some(key) = cache.keys.get(kid) {
+                return Ok(key.clone());
             }
-            match DecodingKey::from_rsa_components(&n, &e) {
-                Ok(key) => {
-                    keys.insert(kid, key);
+            // A refresh whose task is gone (it cannot finish) is no refresh.
+            let running = cache
+                .refreshing
+                .clone()
+                .filter(|rx| rx.has_changed().is_ok() && !*rx.borrow());
+            match running {
+                Some(rx) => rx,
+                None => {
+                    let may_refresh = cache
+                        .fetched_at
+                        .is_none_or(|at| at.elapsed() >= self.inner.settings.min_refresh);
+                    if !may_refresh {
+                        return Err(AuthError::UnknownKey(kid.to_string()));
+                    }
+                    let (tx, rx) = watch::channel(false);
+                    cache.refreshing = Some(rx.clone());
+                    tokio::spawn(refresh(self.inner.clone(), tx));
+                    rx
                 }
-                Err(error) => {
-                    tracing::warn!(%kid, %error, "Teams: unusable key in the JWKS skipped")
-                }
+            }
+        };
+        // Ends when the refresh is done (or its task is gone).
+        let _finished = done.wait_for(|done| *done).await;
+        let cache = self.cache();
+        match (cache.keys.get(kid), &cache.last_error) {
+            (Some(key), _) => Ok(key.clone()),
+            (None, Some(error)) => Err(AuthError::Keys(error.clone())),
+            (None, None) => Err(AuthError::UnknownKey(kid.to_string())),
+        }
+    }
+}
+
+/// Fetches the key set (no lock held) and swaps it into the cache.
+async fn refresh(inner: Arc<Inner>, done: watch::Sender<bool>) {
+    let fetched = fetch_keys(&inner).await;
+    {
+        let mut cache = inner
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.fetched_at = Some(Instant::now());
+        cache.refreshing = None;
+        match fetched {
+            Ok(keys) => {
+                tracing::info!(keys = keys.len(), "Teams: signing keys refreshed");
+                cache.keys = keys;
+                cache.last_error = None;
+            }
+            Err(error) => {
+                tracing::error!(%error, url = %inner.settings.openid_metadata_url, "Teams: signing keys could not be refreshed (check teams.openid_metadata_url and outbound HTTPS)");
+                cache.last_error = Some(error.to_string());
             }
         }
-        Ok(keys)
     }
+    let _ = done.send(true);
+}
+
+async fn fetch_keys(inner: &Inner) -> Result<HashMap<String, Key>, AuthError> {
+    let metadata: OpenIdMetadata = inner
+        .http
+        .get(&inner.settings.openid_metadata_url)
+        .timeout(FETCH_TIMEOUT)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| AuthError::Keys(format!("OpenID metadata: {e}")))?
+        .json()
+        .await
+        .map_err(|e| AuthError::Keys(format!("OpenID metadata: {e}")))?;
+    let jwks: Jwks = inner
+        .http
+        .get(&metadata.jwks_uri)
+        .timeout(FETCH_TIMEOUT)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| AuthError::Keys(format!("JWKS: {e}")))?
+        .json()
+        .await
+        .map_err(|e| AuthError::Keys(format!("JWKS: {e}")))?;
+    let mut keys = HashMap::new();
+    for jwk in jwks.keys {
+        let (Some(kid), Some(n), Some(e)) = (jwk.kid, jwk.n, jwk.e) else {
+            continue;
+        };
+        if jwk.kty != "RSA" {
+            continue;
+        }
+        match DecodingKey::from_rsa_components(&n, &e) {
+            Ok(key) => {
+                keys.insert(
+                    kid,
+                    Key {
+                        key,
+                        endorsements: jwk.endorsements,
+                    },
+                );
+            }
+            Err(error) => {
+                tracing::warn!(%kid, %error, "Teams: unusable key in the JWKS skipped")
+            }
+        }
+    }
+    Ok(keys)
 }

@@ -13,6 +13,7 @@
 //! - this module: `step`, walking the flow's nodes, timers.
 
 mod agent;
+mod signals;
 #[cfg(test)]
 mod tests;
 pub mod types;
@@ -44,6 +45,7 @@ pub fn step(
     settings: &EngineSettings,
 ) -> Step {
     let mut run = Run {
+        went_back: false,
         flow,
         settings,
         now,
@@ -64,19 +66,25 @@ pub fn step(
             run.enter(flow.flow.flow.start.clone());
             let cleaned = text::clean(&text);
             let cleaned = text::truncate_chars(&cleaned, settings.max_input_chars);
-            if let Some(target) = run.confident_target(cleaned) {
+            if run.signin_errors(cleaned) {
+                run.state.turn += 1;
+            } else if let Some(target) = run.confident_target(cleaned) {
                 run.state.turn += 1;
                 run.apply_target_id(&target);
             }
         }
         Input::Timer { kind, payload } => run.timer(&kind, &payload),
         Input::Text(raw) => {
+            let before = run.snapshot();
             run.person_input();
             run.text(&raw);
+            run.remember(before);
         }
         Input::Choice(id) => {
+            let before = run.snapshot();
             run.person_input();
             run.choice(&id);
+            run.remember(before);
         }
         Input::Agent(action) => run.agent(action),
     }
@@ -90,6 +98,7 @@ pub fn step(
 /// The question the conversation is waiting on, again (used on resume).
 pub fn pending_prompt(flow: &CompiledFlow, state: &State) -> Vec<Reply> {
     let mut run = Run {
+        went_back: false,
         flow,
         settings: &EngineSettings::default(),
         now: state.last_input_at,
@@ -142,6 +151,8 @@ pub fn current_case(flow: &CompiledFlow, state: &State) -> Option<String> {
 const MAX_HOPS: usize = 64;
 
 struct Run<'a> {
+    /// Set when this step went back one answer (nothing new to remember).
+    went_back: bool,
     flow: &'a CompiledFlow,
     settings: &'a EngineSettings,
     now: DateTime<Utc>,
@@ -254,6 +265,9 @@ impl<'a> Run<'a> {
             self.reprompt();
             return;
         }
+        if self.signin_errors(&cleaned) {
+            return;
+        }
         let numbered = self.state.clarify.is_some()
             || self.current_node().is_some_and(|n| n.kind == NodeKind::Ask);
         if let Some(index) = parse_choice_number(&cleaned).filter(|_| numbered) {
@@ -293,10 +307,17 @@ impl<'a> Run<'a> {
                             return;
                         }
                     }
+                    // A value that cannot be used counts like a misunderstood
+                    // answer: after two, a person is offered too.
+                    self.state.misunderstood += 1;
                     self.say_engine(
                         invalid.message_id,
                         BTreeMap::from([("reason".to_string(), json!(invalid.reason))]),
                     );
+                    if self.state.misunderstood >= 2 {
+                        let offer = self.messages().offer_human.clone();
+                        self.say_engine(&offer, BTreeMap::new());
+                    }
                     self.reprompt();
                     return;
                 }
@@ -455,6 +476,10 @@ impl<'a> Run<'a> {
 
     fn apply_intent(&mut self, intent: &'a super::model::Intent) {
         self.state.clarify = None;
+        if self.flow.flow.flow.back_intent.as_deref() == Some(intent.id.as_str()) {
+            self.go_back();
+            return;
+        }
         if intent.goto == self.flow.flow.restart_node() {
             self.restart();
             return;
@@ -496,7 +521,17 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Records a finding, and marks the case as looked at (`checked.<case>`
+    /// in the slots, for the flow's "what is left to check" branch).
     fn record(&mut self, case: &str, verdict: Verdict, answer: &str) {
+        let checked = self
+            .state
+            .slots
+            .entry(CHECKED_SLOT.to_string())
+            .or_insert_with(|| json!({}));
+        if let Value::Object(checked) = checked {
+            checked.insert(case.to_string(), json!(verdict.as_str()));
+        }
         self.state.findings.push(Finding {
             case: case.to_string(),
             verdict,
@@ -564,6 +599,12 @@ impl<'a> Run<'a> {
                     let prefix: String = self.state.id.chars().take(8).collect();
                     let ticket = format!("{prefix}-{}", self.state.turn);
                     let reason = match self.state.slots.remove(HANDOFF_REASON_SLOT) {
+                        Some(Value::String(reason)) if reason == "method_reset" => {
+                            HandoffReason::MethodReset
+                        }
+                        Some(Value::String(reason)) if reason == "blocked" => {
+                            HandoffReason::Blocked
+                        }
                         Some(_) => HandoffReason::Requested,
                         None => HandoffReason::Unresolved,
                     };
@@ -635,6 +676,12 @@ impl<'a> Run<'a> {
             &self.messages().timer_reminder,
             BTreeMap::from([("retry_at".to_string(), retry_at)]),
         );
+        let header = &self.flow.flow.flow;
+        let waiting =
+            self.state.mode == Mode::Bot && header.reminder_from.contains(&self.state.node);
+        if let (true, Some(goto)) = (waiting, header.reminder_goto.clone()) {
+            self.enter(goto);
+        }
     }
     fn validator_context(&self) -> ValidatorContext {
         ValidatorContext {
@@ -722,5 +769,64 @@ impl<'a> Run<'a> {
 /// late agent action can still be answered in the right thread.
 const LAST_TICKET_SLOT: &str = "last_ticket";
 
+/// Slot of the cases looked at so far (`{"B": "ruled_out", …}`).
+const CHECKED_SLOT: &str = "checked";
+
 /// Slot that marks a handoff the person asked for (removed when queued).
 const HANDOFF_REASON_SLOT: &str = "handoff_reason";
+
+/// Answers kept for "back".
+const MAX_HISTORY: usize = 12;
+
+impl Run<'_> {
+    /// Where the conversation is now, for "back".
+    fn snapshot(&self) -> Option<crate::flow::state::Snapshot> {
+        (self.state.mode == Mode::Bot).then(|| crate::flow::state::Snapshot {
+            node: self.state.node.clone(),
+            slots: self.state.slots.clone(),
+            findings: self.state.findings.clone(),
+        })
+    }
+
+    /// Keeps `before` when this answer moved the conversation on.
+    fn remember(&mut self, before: Option<crate::flow::state::Snapshot>) {
+        let Some(before) = before else { return };
+        let moved = self.state.node != before.node;
+        if self.went_back || !moved || self.state.mode != Mode::Bot {
+            return;
+        }
+        // A restart starts a new history.
+        if self.state.node == self.flow.flow.restart_node() && self.state.findings.is_empty() {
+            return;
+        }
+        self.state.history.push(before);
+        if self.state.history.len() > MAX_HISTORY {
+            self.state.history.remove(0);
+        }
+    }
+
+    /// Undoes the last answer: its node, slots and findings come back, the
+    /// answers before it stay.
+    fn go_back(&mut self) {
+        self.went_back = true;
+        let messages = &self.flow.flow.flow.messages;
+        match self.state.history.pop() {
+            Some(previous) => {
+                self.state.node = previous.node;
+                self.state.slots = previous.slots;
+                self.state.findings = previous.findings;
+                self.state.clarify = None;
+                self.state.misunderstood = 0;
+                if let Some(ack) = messages.back_ack.clone() {
+                    self.say_engine(&ack, BTreeMap::new());
+                }
+            }
+            None => {
+                if let Some(nothing) = messages.back_nothing.clone() {
+                    self.say_engine(&nothing, BTreeMap::new());
+                }
+            }
+        }
+        self.reprompt();
+    }
+}

@@ -181,8 +181,18 @@ fn a_start_choice_moves_to_its_target_node() {
 
 #[test]
 fn choices_record_findings_and_set_slots() {
+    // "Changed carrier" at the start is the answer to "MNP?": not asked again.
     let state = walk(&[choice("start-changed-carrier")]);
+    assert_eq!(state.node, "case-c-fix");
+    // Typed, it asks (and "yes" records the finding).
+    let state = walk(&[choice("start-no-call"), choice("a-count-few")]);
+    assert_eq!(state.node, "case-b-check");
+    let state = run(state, choice("b-not-applicable"), at(1)).state;
     assert_eq!(state.node, "case-c-check");
+    let state = State {
+        findings: Vec::new(),
+        ..state
+    };
 
     let step = run(state, choice("c-yes"), at(2));
     assert_eq!(step.state.node, "case-c-fix");
@@ -293,9 +303,17 @@ fn a_typed_phone_number_is_analysed_into_the_phone_slot() {
     assert_eq!(phone["input"], json!("+81 090-1234-5678"));
     assert_eq!(phone["problems"], json!(["leading_zero"]));
     assert_eq!(phone["line_type"], json!("mobile"));
-    // The branch sends a trunk-zero mistake to its explanation.
-    assert_eq!(step.state.node, "case-d-leading-zero");
-    assert_eq!(ids(&step), ["case-d-leading-zero", "case-d-fix-question"]);
+    // The branch sends a trunk-zero mistake to its explanation, then asks
+    // whether the person can still sign in to fix it.
+    assert_eq!(step.state.node, "case-d-can-sign-in");
+    assert_eq!(
+        ids(&step),
+        [
+            "case-d-leading-zero",
+            "security-info-needs-sign-in",
+            "security-info-can-sign-in-question"
+        ]
+    );
     assert_eq!(
         step.replies[0].args.get("display"),
         Some(&phone["display"].clone())
@@ -351,8 +369,17 @@ fn reaching_the_handoff_node_queues_with_a_ticket() {
 
 #[test]
 fn an_exhausted_checklist_queues_as_unresolved() {
-    let state = walk(&[choice("start-landline")]);
-    assert_eq!(state.node, "case-f-check");
+    // Every cause looked at (B–E ruled out), then F: "it's a mobile".
+    let mut state = walk(&[choice("start-landline")]);
+    assert_eq!(
+        state.node, "case-f-slot",
+        "a landline is not asked about again"
+    );
+    state.node = "case-f-check".into();
+    state.slots.insert(
+        CHECKED_SLOT.into(),
+        json!({"B": "ruled_out", "C": "ruled_out", "D": "ruled_out", "E": "ruled_out"}),
+    );
     let step = run(state, choice("f-mobile"), at(2));
     let ticket = format!("{TICKET_PREFIX}-2");
     assert_eq!(
@@ -659,20 +686,31 @@ fn the_lockout_timer_reminds_unless_closed() {
         payload: payload.clone(),
     };
 
+    // Still waiting at case A: the reminder asks how the retry went.
     let step = run(waiting.state.clone(), timer.clone(), at(160));
     assert_eq!(
-        ids(&step),
-        [flow().flow.flow.messages.timer_reminder.as_str()]
+        ids(&step)[0],
+        flow().flow.flow.messages.timer_reminder.as_str()
     );
-    assert_eq!(ids(&step), ["reminder-lockout-over"]);
+    assert_eq!(
+        ids(&step),
+        ["reminder-lockout-over", "case-a-after-wait-question"]
+    );
+    assert_eq!(step.state.node, "case-a-reminded");
     assert_eq!(
         step.replies[0].args.get("retry_at"),
         payload.get("retry_at_local")
     );
     assert_eq!(step.state.slots["lockout"]["wait_over"], json!(true));
     assert_eq!(step.state.slots["lockout"]["reminded"], json!(true));
-    assert_eq!(step.state.node, waiting.state.node);
     assert!(step.effects.is_empty());
+
+    // Elsewhere (checking other causes meanwhile) it is only said.
+    let elsewhere = run(waiting.state.clone(), choice("a-wait-check-others"), at(20)).state;
+    assert_eq!(elsewhere.node, "case-b-check");
+    let step = run(elsewhere.clone(), timer.clone(), at(160));
+    assert_eq!(ids(&step), ["reminder-lockout-over"]);
+    assert_eq!(step.state.node, "case-b-check");
 
     // Closed: nothing is said, nothing changes.
     let mut closed = waiting.state.clone();
@@ -730,7 +768,7 @@ fn stepping_is_deterministic() {
         (started(), text("なんとなく")),
         (started(), choice("start-locked")),
         (walk(&[choice("start-check-number")]), text("090 1234 5678")),
-        (waiting_after_lockout().state, choice("a-wait-worked")),
+        (waiting_after_lockout().state, choice("a-wait-later")),
         (queued_state, text("まだですか 09012345678")),
         (
             claimed_state,

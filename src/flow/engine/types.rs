@@ -124,6 +124,12 @@ pub enum HandoffReason {
     Requested,
     /// The flow reached its handoff node (checklist exhausted).
     Unresolved,
+    /// The person cannot sign in to fix their registered methods: only the
+    /// desk can reset them.
+    MethodReset,
+    /// Sign-in is blocked by a policy (e.g. Conditional Access): a person
+    /// must look at it.
+    Blocked,
 }
 
 /// Something the desk must do besides sending replies.
