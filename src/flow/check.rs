@@ -27,6 +27,8 @@ pub fn check_flow(flow: &Flow) -> Vec<String> {
         ("solved", Some(&header.solved)),
         ("restart", header.restart.as_ref()),
         ("reminder_goto", header.reminder_goto.as_ref()),
+        ("phone_node", header.phone_node.as_ref()),
+        ("attempts_node", header.attempts_node.as_ref()),
     ]
     .into_iter()
     .chain(
@@ -158,6 +160,17 @@ pub fn check_flow(flow: &Flow) -> Vec<String> {
         }
     }
 
+    for concept in &flow.concepts {
+        if !node_exists(&concept.goto) {
+            problems.push(format!(
+                "{file}: concept \"{}\" goes to unknown node \"{}\"",
+                concept.id, concept.goto
+            ));
+        }
+        if concept.words.iter().all(|w| w.trim().is_empty()) {
+            problems.push(format!("{file}: concept \"{}\" has no words", concept.id));
+        }
+    }
     let mut codes = HashSet::new();
     for error in &flow.signin_errors {
         if error.code.is_empty() || !error.code.chars().all(|c| c.is_ascii_digit()) {
@@ -188,6 +201,7 @@ pub fn check_flow(flow: &Flow) -> Vec<String> {
     roots.extend(header.reminder_goto.as_deref());
     roots.extend(flow.intents.iter().map(|i| i.goto.as_str()));
     roots.extend(flow.signin_errors.iter().filter_map(|e| e.goto.as_deref()));
+    roots.extend(flow.concepts.iter().map(|c| c.goto.as_str()));
     let reachable = reach(flow, roots);
     for node_id in flow.nodes.keys() {
         if !reachable.contains(node_id.as_str()) {

@@ -24,7 +24,18 @@ impl CompiledFlow {
     /// Compiles `flow`. `label_texts` returns the rendered texts of a label
     /// message in every locale: a person may type a button's words.
     /// Fails with one line per malformed condition.
-    pub fn new(flow: Flow, label_texts: &dyn Fn(&str) -> Vec<String>) -> Result<Self, Vec<String>> {
+    pub fn new(
+        mut flow: Flow,
+        label_texts: &dyn Fn(&str) -> Vec<String>,
+    ) -> Result<Self, Vec<String>> {
+        // Concept words are compared folded; fold them once here.
+        for concept in &mut flow.concepts {
+            concept.folded = concept
+                .words
+                .iter()
+                .map(|w| (w.to_lowercase(), crate::text::fold(w)))
+                .collect();
+        }
         let mut errors = Vec::new();
         let mut conditions = HashMap::new();
         for (node_id, node) in &flow.nodes {

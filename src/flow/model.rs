@@ -24,6 +24,9 @@ pub struct Flow {
     /// Sign-in error codes (`AADSTS…`) the bot recognises in typed text.
     #[serde(default)]
     pub signin_errors: Vec<SigninError>,
+    /// Words that name a cause outright (carriers, landline words…).
+    #[serde(default)]
+    pub concepts: Vec<Concept>,
     pub nodes: BTreeMap<String, Node>,
     /// Where the flow was loaded from (for error messages); not in the file.
     #[serde(skip)]
@@ -47,6 +50,14 @@ pub struct FlowHeader {
     pub handoff: String,
     /// The node "it is solved" leads to (the satisfaction question).
     pub solved: String,
+    /// Where a message with a phone number in it goes (the node that
+    /// collects and analyses the number; the number is not asked again).
+    #[serde(default)]
+    pub phone_node: Option<String>,
+    /// Where a message that says how many times the person tried goes
+    /// (the count is not asked again).
+    #[serde(default)]
+    pub attempts_node: Option<String>,
     /// Where case A's reminder leads when the person is still waiting at
     /// one of the nodes listed in `reminder_from` (the "how did it go?"
     /// question); elsewhere the reminder is only said.
@@ -101,6 +112,23 @@ pub struct MatcherSettings {
     /// before comparing, so that they do not make unrelated texts look alike.
     #[serde(default)]
     pub fillers: Vec<String>,
+    /// Past-tense endings (`ました`, `った`, `tried`): a command intent
+    /// (`command = true`) does not fire on a description of the past…
+    #[serde(default)]
+    pub past_markers: Vec<String>,
+    /// …unless the text also asks for something (`たい`, `ください`,
+    /// `please`). A negated text never fires a command.
+    #[serde(default)]
+    pub request_markers: Vec<String>,
+    /// Where a message divides into clauses (`。`, `けど`, `but`): a
+    /// concept word in a clause that is negated does not count
+    /// ("海外にはいません。ドコモから変えました" says C, not E).
+    #[serde(default)]
+    pub clause_breaks: Vec<String>,
+    /// Negative forms that describe the symptom, not a denial
+    /// (`届かない`, `来ない`, `鳴らない`): they do not negate a clause.
+    #[serde(default)]
+    pub symptoms: Vec<String>,
 }
 
 /// A free-text intent: what a person may say, and where it leads.
@@ -123,6 +151,35 @@ pub struct Intent {
     /// over"…).
     #[serde(default)]
     pub everywhere: bool,
+    /// A command ("start over", "talk to a person", "solved"): it fires only
+    /// when the text asks for it — never on a negated text, and not on a
+    /// past-tense description unless `past_ok` or a request marker.
+    #[serde(default)]
+    pub command: bool,
+    /// For commands whose past tense is the request ("解決しました").
+    #[serde(default)]
+    pub past_ok: bool,
+    /// Words that keep this intent from firing ("解決したい" wants a
+    /// solution: it is not "solved").
+    #[serde(default)]
+    pub blockers: Vec<String>,
+}
+
+/// Words that say a cause outright ("ドコモ", "固定電話", "転送"…): found
+/// in a message before it is compared with examples, they route to `goto`.
+/// ASCII words match whole words only ("au" is not in "authenticator").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Concept {
+    pub id: String,
+    /// The FAQ case the words point at (recorded as "suspected").
+    #[serde(default)]
+    pub case: Option<String>,
+    pub goto: String,
+    pub words: Vec<String>,
+    /// (lower case, folded) of each word, made when the flow is compiled.
+    #[serde(skip)]
+    pub folded: Vec<(String, String)>,
 }
 
 /// A sign-in error code people paste from the sign-in screen. Every code

@@ -45,6 +45,7 @@ pub fn step(
     settings: &EngineSettings,
 ) -> Step {
     let mut run = Run {
+        prefill: None,
         went_back: false,
         flow,
         settings,
@@ -66,10 +67,11 @@ pub fn step(
             run.enter(flow.flow.flow.start.clone());
             let cleaned = text::clean(&text);
             let cleaned = text::truncate_chars(&cleaned, settings.max_input_chars);
-            if run.signin_errors(cleaned) {
+            if run.signin_errors(cleaned) || run.follow_signals(cleaned) {
                 run.state.turn += 1;
             } else if let Some(target) = run.confident_target(cleaned) {
                 run.state.turn += 1;
+                run.prefill = Some(cleaned.to_string());
                 run.apply_target_id(&target);
             }
         }
@@ -98,6 +100,7 @@ pub fn step(
 /// The question the conversation is waiting on, again (used on resume).
 pub fn pending_prompt(flow: &CompiledFlow, state: &State) -> Vec<Reply> {
     let mut run = Run {
+        prefill: None,
         went_back: false,
         flow,
         settings: &EngineSettings::default(),
@@ -151,6 +154,9 @@ pub fn current_case(flow: &CompiledFlow, state: &State) -> Option<String> {
 const MAX_HOPS: usize = 64;
 
 struct Run<'a> {
+    /// Free text that led here: questions on the way that it already
+    /// answers (a count, a time, the number) are filled from it, not asked.
+    prefill: Option<String>,
     /// Set when this step went back one answer (nothing new to remember).
     went_back: bool,
     flow: &'a CompiledFlow,
@@ -294,17 +300,36 @@ impl<'a> Run<'a> {
                     // Text that is clearly something else still counts: a
                     // button of this node, another cause described in words,
                     // "talk to a person", "start over".
+                    if self.follow_signals(&cleaned) {
+                        return;
+                    }
                     if let Some(id) = self.confident_target(&cleaned) {
                         let jumps = match self.target(&id) {
                             Some(Target::Choice(..)) => true,
+                            // Not back into this very question ("+81 90 1234"
+                            // resembles a number example but is too short).
                             Some(Target::Intent(intent)) => {
-                                intent.everywhere || intent.case.is_some()
+                                (intent.everywhere || intent.case.is_some())
+                                    && intent.goto != self.state.node
                             }
                             None => false,
                         };
                         if jumps {
                             self.apply_target_id(&id);
                             return;
+                        }
+                    }
+                    // The number as typed, with what is wrong with it (the
+                    // `chat --jsonl` contract shows it in `slots.phone`).
+                    if validator == "phone_number" {
+                        if let Some(slot) = &node.slot {
+                            let analysis = crate::diagnose::phone::analyse_phone(
+                                &cleaned,
+                                self.settings.default_country,
+                            );
+                            if let Ok(value) = serde_json::to_value(&analysis) {
+                                self.state.slots.insert(slot.clone(), value);
+                            }
                         }
                     }
                     // A value that cannot be used counts like a misunderstood
@@ -553,8 +578,25 @@ impl<'a> Run<'a> {
             self.state.node = node_id.clone();
             self.state.misunderstood = 0;
             self.state.clarify = None;
-            for message in &node.say {
+            // A question the person already answered in their message is
+            // not asked: its explanation is said, the value is stored.
+            let prefilled = node.kind == NodeKind::Collect && self.fill_from_prefill(node);
+            let says = if prefilled {
+                &node.say[..node.say.len().saturating_sub(1)]
+            } else {
+                &node.say[..]
+            };
+            for message in says {
                 self.say(message);
+            }
+            if prefilled {
+                match &node.next {
+                    Some(next) => {
+                        node_id = next.clone();
+                        continue;
+                    }
+                    None => return,
+                }
             }
             match node.kind {
                 NodeKind::Say => {
@@ -828,5 +870,40 @@ impl Run<'_> {
             }
         }
         self.reprompt();
+    }
+}
+
+impl<'a> Run<'a> {
+    /// Fills a collect node from the text that led here, when its validator
+    /// reads a value there (the phone number is looked for in the text).
+    /// Each validator fills at most one node per step.
+    fn fill_from_prefill(&mut self, node: &'a Node) -> bool {
+        let (Some(text), Some(validator), Some(slot)) = (
+            self.prefill.clone(),
+            node.validator.as_deref(),
+            node.slot.as_deref(),
+        ) else {
+            return false;
+        };
+        if self.state.slots.contains_key(slot) {
+            return false;
+        }
+        let candidate = match validator {
+            "phone_number" => match signals::find_phone(&text) {
+                Some(number) => number,
+                None => return false,
+            },
+            _ => text,
+        };
+        match validate(validator, &candidate, &self.validator_context()) {
+            // Only what the text actually says: "わからない" somewhere in a
+            // message is no answer to "how many times?".
+            Ok(value) if value["kind"] == "unknown" || value["assumed"] == true => false,
+            Ok(value) => {
+                self.state.slots.insert(slot.to_string(), value);
+                true
+            }
+            Err(_) => false,
+        }
     }
 }

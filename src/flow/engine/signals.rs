@@ -157,3 +157,250 @@ mod tests {
         assert!(signin_codes(&clean("電話が来ません")).is_empty());
     }
 }
+
+/// What a message says outright besides error codes: a phone number, a
+/// count of attempts, words of a concept. Found before the message is
+/// compared with examples.
+#[derive(Debug, Default)]
+pub(super) struct Said {
+    /// The phone number as typed (a run with at least 10 digits).
+    pub phone: Option<String>,
+    /// A count of attempts could be read ("6回", "何度も").
+    pub attempts: bool,
+    /// Concept ids found, with their `goto`, in flow order.
+    pub concepts: Vec<(String, String)>,
+}
+
+/// A run of digits, `+`, spaces, hyphens (any dash look-alike) and
+/// parentheses holding at least 10 digits: a phone number as people type it.
+pub fn find_phone(cleaned: &str) -> Option<String> {
+    let is_part = |c: char| {
+        c.is_ascii_digit()
+            || matches!(
+                c,
+                '+' | ' ' | '-' | '(' | ')' | 'ー' | '－' | '‐' | '—' | '–' | '―'
+            )
+    };
+    let chars: Vec<char> = cleaned.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if !(chars[i].is_ascii_digit() || chars[i] == '+') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && is_part(chars[i]) {
+            i += 1;
+        }
+        let run: String = chars[start..i].iter().collect();
+        let digits = run.chars().filter(char::is_ascii_digit).count();
+        if (10..=15).contains(&digits) {
+            return Some(run.trim().to_string());
+        }
+    }
+    None
+}
+
+/// Whether `word` occurs in `text` (both lower case); an ASCII word must
+/// stand alone (not inside a longer ASCII word).
+fn has_word(text: &str, folded: &str, word: &str) -> bool {
+    has_folded_word(text, folded, &word.to_lowercase(), &crate::text::fold(word))
+}
+
+/// [`has_word`] with the word already lower-cased and folded.
+fn has_folded_word(text: &str, folded: &str, word_lower: &str, word_folded: &str) -> bool {
+    if word_lower.is_empty() {
+        return false;
+    }
+    if word_lower.is_ascii() {
+        let bytes = text.as_bytes();
+        let mut from = 0;
+        while let Some(pos) = text[from..].find(word_lower) {
+            let start = from + pos;
+            let end = start + word_lower.len();
+            let before_ok = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
+            let after_ok = end >= bytes.len() || !bytes[end].is_ascii_alphanumeric();
+            if before_ok && after_ok {
+                return true;
+            }
+            from = start + 1;
+        }
+        return false;
+    }
+    !word_folded.is_empty() && folded.contains(word_folded)
+}
+
+impl Run<'_> {
+    /// What `cleaned` says outright.
+    pub(super) fn said(&self, cleaned: &str) -> Said {
+        let mut concepts: Vec<(String, String)> = Vec::new();
+        for clause in self.clauses(cleaned) {
+            if self.clause_negated(&clause) {
+                continue;
+            }
+            let lower = clause.to_lowercase();
+            let folded = crate::text::fold(&clause);
+            // (concept, the words of it found here)
+            let mut found: Vec<(&crate::flow::model::Concept, Vec<String>)> = Vec::new();
+            for concept in &self.flow.flow.concepts {
+                let words: Vec<String> = concept
+                    .folded
+                    .iter()
+                    .filter(|(l, f)| has_folded_word(&lower, &folded, l, f))
+                    .map(|(_, f)| f.clone())
+                    .collect();
+                if !words.is_empty() {
+                    found.push((concept, words));
+                }
+            }
+            // The longer phrase wins: "海外からの電話" (blocking) over "海外"
+            // (abroad) when the one contains the other.
+            let kept: Vec<&crate::flow::model::Concept> = found
+                .iter()
+                .filter(|(concept, words)| {
+                    !words.iter().all(|w| {
+                        found.iter().any(|(other, others)| {
+                            other.id != concept.id
+                                && others
+                                    .iter()
+                                    .any(|o| o.len() > w.len() && o.contains(w.as_str()))
+                        })
+                    })
+                })
+                .map(|(concept, _)| *concept)
+                .collect();
+            for concept in kept {
+                if !concepts.iter().any(|(id, _)| id == &concept.id) {
+                    concepts.push((concept.id.clone(), concept.goto.clone()));
+                }
+            }
+        }
+        // A count needs its unit ("6回", "何度も", "3 times"): a bare number
+        // is a menu choice or part of something else.
+        let lower_all = cleaned.to_lowercase();
+        let has_unit = cleaned.contains('回')
+            || cleaned.contains('度')
+            || lower_all.contains("time")
+            || lower_all.contains("tries");
+        let attempts = has_unit
+            && matches!(
+                crate::diagnose::lockout::parse_attempt_count(cleaned),
+                Some(crate::diagnose::lockout::AttemptCount::Exactly(2..))
+                    | Some(crate::diagnose::lockout::AttemptCount::AtLeast(_))
+                    | Some(crate::diagnose::lockout::AttemptCount::Many)
+            );
+        Said {
+            phone: find_phone(cleaned),
+            attempts,
+            concepts,
+        }
+    }
+
+    /// The clauses of a message (split at the flow's clause breaks).
+    fn clauses(&self, cleaned: &str) -> Vec<String> {
+        let mut clauses = vec![cleaned.to_lowercase()];
+        for brk in &self.flow.flow.matcher.clause_breaks {
+            let brk = brk.to_lowercase();
+            if brk.is_empty() {
+                continue;
+            }
+            clauses = clauses
+                .iter()
+                .flat_map(|c| {
+                    c.split(brk.as_str())
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        }
+        clauses.retain(|c| !c.trim().is_empty());
+        clauses
+    }
+
+    /// Whether a clause denies something: it holds a negation marker once
+    /// the symptom phrases ("届かない") are taken out.
+    fn clause_negated(&self, clause: &str) -> bool {
+        let matcher = &self.flow.flow.matcher;
+        let mut folded = crate::text::fold(clause);
+        for symptom in &matcher.symptoms {
+            folded = folded.replace(&crate::text::fold(symptom), " ");
+        }
+        let lower = folded.clone();
+        matcher.negations.iter().any(|m| {
+            let m = m.to_lowercase();
+            if m.is_ascii() {
+                has_word(&lower, &folded, &m)
+            } else {
+                folded.contains(&crate::text::fold(&m))
+            }
+        })
+    }
+
+    /// Where what the text says outright leads, if one place stands out:
+    /// a phone number first (it is analysed at once), then the node most
+    /// concepts point at, then a count of attempts. `None` when nothing is
+    /// said outright or two places tie.
+    pub(super) fn signal_goto(&self, cleaned: &str) -> Option<String> {
+        let header = &self.flow.flow.flow;
+        let said = self.said(cleaned);
+        if said.phone.is_some() {
+            if let Some(node) = &header.phone_node {
+                return Some(node.clone());
+            }
+        }
+        let mut votes: Vec<(String, usize)> = Vec::new();
+        for (_, goto) in &said.concepts {
+            match votes.iter_mut().find(|(g, _)| g == goto) {
+                Some((_, n)) => *n += 1,
+                None => votes.push((goto.clone(), 1)),
+            }
+        }
+        if said.attempts {
+            if let Some(node) = &header.attempts_node {
+                match votes.iter_mut().find(|(g, _)| g == node) {
+                    Some((_, n)) => *n += 1,
+                    None => votes.push((node.clone(), 1)),
+                }
+            }
+        }
+        votes.sort_by_key(|v| std::cmp::Reverse(v.1));
+        match votes.as_slice() {
+            [] => None,
+            [(goto, _)] => Some(goto.clone()),
+            [(goto, best), (_, second), ..] if best > second => Some(goto.clone()),
+            _ => None,
+        }
+    }
+
+    /// Command intents the text must not fire, unless it also asks for
+    /// something: all of them when it is negated, those without `past_ok`
+    /// when it describes the past.
+    pub(super) fn blocked_commands(&self, cleaned: &str) -> Vec<String> {
+        let matcher = &self.flow.flow.matcher;
+        let folded = crate::text::fold(cleaned);
+        let lower = cleaned.to_lowercase();
+        let has = |markers: &[String]| {
+            markers.iter().any(|m| {
+                let m = m.to_lowercase();
+                if m.is_ascii() {
+                    has_word(&lower, &folded, &m)
+                } else {
+                    folded.contains(&crate::text::fold(&m))
+                }
+            })
+        };
+        let negated = has(&matcher.negations);
+        let past = has(&matcher.past_markers);
+        let requested = has(&matcher.request_markers);
+        self.flow
+            .flow
+            .intents
+            .iter()
+            .filter(|i| {
+                let gated = i.command && !requested && (negated || (past && !i.past_ok));
+                gated || (!i.blockers.is_empty() && has(&i.blockers))
+            })
+            .map(|i| i.id.clone())
+            .collect()
+    }
+}

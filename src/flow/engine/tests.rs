@@ -331,12 +331,17 @@ fn a_typed_phone_number_is_analysed_into_the_phone_slot() {
     assert_eq!(step.state.slots["phone"]["problems"], json!([]));
     assert_eq!(step.state.node, "case-d-looks-right");
 
-    // Something that is no number is refused at the same node.
+    // Something that is no number is refused at the same node, and the slot
+    // shows what was typed and why it is refused.
     let step = run(state, text("12"), at(2));
     assert_eq!(step.replies[0].message_id, "invalid-phone-number");
     assert_eq!(ids(&step).last(), Some(&"case-d-ask-number"));
     assert_eq!(step.state.node, "case-d-number");
-    assert!(!step.state.slots.contains_key("phone"));
+    assert_eq!(step.state.slots["phone"]["input"], json!("12"));
+    assert!(!step.state.slots["phone"]["problems"]
+        .as_array()
+        .expect("problems")
+        .is_empty());
 }
 
 #[test]

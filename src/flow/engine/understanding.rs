@@ -13,7 +13,12 @@ impl<'a> Run<'a> {
     /// decides whether the best target is clearly meant.
     pub(super) fn judge(&self, cleaned: &str) -> Option<Judgement> {
         let set = self.flow.candidates_at(&self.state.node)?;
-        let ranking = self.flow.vocabulary.rank(set, cleaned);
+        let mut ranking = self.flow.vocabulary.rank(set, cleaned);
+        // Commands fire only when the text asks for them.
+        let blocked = self.blocked_commands(cleaned);
+        if !blocked.is_empty() {
+            ranking.scored.retain(|(id, _)| !blocked.contains(id));
+        }
         let (best_id, best_score) = ranking.best()?;
         let best_goto = self.target(best_id).map(|t| self.goto_of(&t));
         // The runner-up is the best target leading somewhere else: a button
@@ -39,6 +44,38 @@ impl<'a> Run<'a> {
         })
     }
 
+    /// Goes where what the text says outright leads, unless that is where
+    /// the conversation already is (the node's own question answers it).
+    /// What the text also says (a count, a time, the number) fills the
+    /// questions on the way.
+    pub(super) fn follow_signals(&mut self, cleaned: &str) -> bool {
+        let Some(goto) = self.signal_goto(cleaned) else {
+            return false;
+        };
+        let here = self.current_node().and_then(|n| n.case.clone());
+        let there = self.flow.flow.node(&goto).and_then(|n| n.case.clone());
+        if goto == self.state.node || (here.is_some() && here == there) {
+            return false;
+        }
+        self.state.clarify = None;
+        self.prefill = Some(cleaned.to_string());
+        // For the agents' summary: what the text pointed at, labelled like
+        // the intent of that cause.
+        if let Some(case) = &there {
+            if let Some(intent) = self
+                .flow
+                .flow
+                .intents
+                .iter()
+                .find(|i| i.case.as_ref() == Some(case))
+            {
+                self.record(case, crate::flow::model::Verdict::Suspected, &intent.label);
+            }
+        }
+        self.enter(goto);
+        true
+    }
+
     /// The target typed text clearly means at the current node, if any
     /// (the same rule as [`Run::understand`] without asking back).
     pub(super) fn confident_target(&self, cleaned: &str) -> Option<String> {
@@ -47,16 +84,27 @@ impl<'a> Run<'a> {
 
     /// Free text at an `ask` node (or a pending clarification).
     pub(super) fn understand(&mut self, cleaned: &str) {
+        let judgement = self.judge(cleaned);
+        // A command the text clearly asks for comes first; then what the
+        // text says outright (a number, carrier or landline words…).
+        let command = judgement
+            .as_ref()
+            .filter(|j| j.clear)
+            .is_some_and(|j| self.flow.flow.intent(&j.best_id).is_some_and(|i| i.command));
+        if !command && self.follow_signals(cleaned) {
+            return;
+        }
         let Some(Judgement {
             best_id,
             best_score,
             clear,
             ranking,
-        }) = self.judge(cleaned)
+        }) = judgement
         else {
             return;
         };
         if clear {
+            self.prefill = Some(cleaned.to_string());
             self.apply_target_id(&best_id);
             return;
         }
@@ -116,7 +164,9 @@ impl<'a> Run<'a> {
         &self,
         cleaned: &str,
     ) -> Option<&'a crate::flow::model::Intent> {
-        let ranking = self.flow.vocabulary.rank(self.flow.everywhere(), cleaned);
+        let mut ranking = self.flow.vocabulary.rank(self.flow.everywhere(), cleaned);
+        let blocked = self.blocked_commands(cleaned);
+        ranking.scored.retain(|(id, _)| !blocked.contains(id));
         let (id, score) = ranking.best()?;
         if score >= self.settings.intent_threshold {
             self.flow.flow.intent(id)
