@@ -91,11 +91,7 @@ const SOLVED_BY_BUTTONS: Script = &[
 /// Mostly typed Japanese: intents picked from free text, typed answers.
 const FREE_TEXT: Script = &[
     (Turn::Start, "start"),
-    (
-        Turn::Text("MNPで携帯会社を変えたばかりです"),
-        "case-c-check",
-    ),
-    (Turn::Choice("c-yes"), "case-c-fix"),
+    (Turn::Text("MNPで携帯会社を変えたばかりです"), "case-c-fix"),
     (
         Turn::Text("非通知の電話を拒否する設定にしています"),
         "case-b-check",
@@ -109,10 +105,9 @@ const FREE_TEXT: Script = &[
 const FREE_TEXT_NUMBERS: Script = &[
     (Turn::Start, "start"),
     (
-        Turn::Text("何度もサインインを試していたらロックされてしまいました"),
-        "case-a-count",
+        Turn::Text("６回くらい試していたらロックされてしまいました"),
+        "case-a-when",
     ),
-    (Turn::Text("６回くらいです"), "case-a-when"),
     (Turn::Text("１０分前"), "case-a-wait"),
     (
         Turn::Text("電話番号の入力方法が合っているか確認したいです"),
@@ -122,7 +117,11 @@ const FREE_TEXT_NUMBERS: Script = &[
         Turn::Text("０９０ー１２３４ー５６７８"),
         "case-d-missing-country-code",
     ),
-    (Turn::Choice("d-registered-like-input"), "case-d-fix-form"),
+    (
+        Turn::Choice("d-registered-like-input"),
+        "case-d-can-sign-in",
+    ),
+    (Turn::Choice("d-can-sign-in"), "case-d-fix-form"),
 ];
 
 fn config() -> Config {

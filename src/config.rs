@@ -22,6 +22,7 @@ pub struct Config {
     pub desk: DeskConfig,
     pub discord: crate::channels::discord::DiscordConfig,
     pub teams: crate::channels::teams::TeamsConfig,
+    pub web: crate::channels::web::WebConfig,
 }
 
 /// The `[desk]` section: when human agents are there.
@@ -67,7 +68,18 @@ pub struct GeneralConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
+    /// An SQLite file path (the default, `madoguchi.db`), or a PostgreSQL
+    /// URL (`postgres://…` or `postgresql://…`) for several instances.
     pub database: PathBuf,
+}
+
+impl StorageConfig {
+    /// The PostgreSQL URL when `database` names one (it is then no path).
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.database
+            .to_str()
+            .filter(|d| crate::conversation::postgres::is_postgres_url(d))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,11 +226,11 @@ impl Config {
     /// Relative paths in a config file are relative to the file's folder,
     /// so `serve --config /etc/madoguchi/config.toml` works from anywhere.
     fn resolve_paths(&mut self, base: &Path) {
-        for path in [
-            &mut self.general.flows_dir,
-            &mut self.general.locales_dir,
-            &mut self.storage.database,
-        ] {
+        let database_is_url = self.storage.postgres_url().is_some();
+        for path in [&mut self.general.flows_dir, &mut self.general.locales_dir]
+            .into_iter()
+            .chain((!database_is_url).then_some(&mut self.storage.database))
+        {
             if path.is_relative() && !base.as_os_str().is_empty() {
                 *path = base.join(&*path);
             }
@@ -500,5 +512,25 @@ mod tests {
         );
         assert_eq!(config.general.flows_dir, PathBuf::from("/srv/flows"));
         assert_eq!(config.general.locales_dir, dir.path().join("locales"));
+    }
+
+    #[test]
+    fn a_postgres_url_is_not_a_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        let url = "postgres://madoguchi:secret@db.internal:5432/madoguchi";
+        std::fs::write(&path, format!("[storage]\ndatabase = \"{url}\"\n")).expect("write");
+        let config = Config::load(Some(&path), Vec::new()).expect("load");
+        assert_eq!(config.storage.postgres_url(), Some(url));
+        let env = vec![(
+            "MADOGUCHI__STORAGE__DATABASE".to_string(),
+            "postgresql://db/madoguchi".to_string(),
+        )];
+        let config = Config::load(Some(&path), env).expect("load");
+        assert_eq!(
+            config.storage.postgres_url(),
+            Some("postgresql://db/madoguchi")
+        );
+        assert_eq!(Config::default().storage.postgres_url(), None);
     }
 }

@@ -12,7 +12,7 @@
 //!   engine (`step`), and `check`.
 //! - [`i18n`]: Fluent bundles and locale negotiation.
 //! - [`diagnose`]: phone numbers, lockout arithmetic, free-text intents, validators.
-//! - [`conversation`]: transcript records, the `Store` trait with memory and SQLite
+//! - [`conversation`]: transcript records, the `Store` trait with memory, SQLite and PostgreSQL
 //!   (state kept serialised; the store knows nothing of flows).
 //! - [`handoff`]: the summary prepared for agents, the transcript as agents
 //!   read it, agent commands, business hours.

@@ -11,6 +11,7 @@ use madoguchi::channels::console::{self, ChatOptions};
 use madoguchi::clock::{Clock, ManualClock, SystemClock};
 use madoguchi::config::Config;
 use madoguchi::conversation::memory::MemoryStore;
+use madoguchi::conversation::postgres::{self, PostgresStore};
 use madoguchi::conversation::sqlite::SqliteStore;
 use madoguchi::conversation::store::Store;
 use madoguchi::desk::Desk;
@@ -39,7 +40,8 @@ enum Command {
         /// Conversation language (ja or en); Japanese by default.
         #[arg(long, default_value = "ja")]
         lang: String,
-        /// SQLite file to keep the conversation in (default: in memory).
+        /// SQLite file (or postgres:// URL) to keep the conversation in
+        /// (default: in memory).
         #[arg(long)]
         db: Option<PathBuf>,
         /// Resume this stored conversation (needs --db).
@@ -140,7 +142,7 @@ async fn chat(
     let content = load_content(&config)?;
     let persistent = db.is_some();
     let store: Arc<dyn Store> = match &db {
-        Some(path) => Arc::new(SqliteStore::open(path).await?),
+        Some(path) => open_store(path, "--db").await?.store(),
         None => Arc::new(MemoryStore::new()),
     };
     let manual_clock = match now {
@@ -178,23 +180,68 @@ async fn chat(
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown_signal();
     let content = load_content(&config)?;
-    let store = Arc::new(
-        SqliteStore::open(&config.storage.database)
-            .await
-            .with_context(|| "storage.database".to_string())?,
-    );
+    let backend = open_store(&config.storage.database, "storage.database").await?;
     let desk = Desk::new(
         content.flow,
         content.catalog,
-        store.clone(),
+        backend.store(),
         config.engine_settings()?,
         config.general.agent_locale.clone(),
     )
     .with_business_hours(config.business_hours()?);
     let env = |name: &str| std::env::var(name).ok();
     madoguchi::serve::run(config, desk, Arc::new(SystemClock), &env, shutdown).await?;
-    store.close().await;
+    backend.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store `database` names: a `postgres://` or `postgresql://` URL
+/// selects PostgreSQL, anything else is an SQLite file path.
+enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PostgresStore>),
+}
+
+impl Backend {
+    fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite(store) => store.clone(),
+            Backend::Postgres(store) => store.clone(),
+        }
+    }
+
+    /// Closes the pool (SQLite: checkpoints the WAL).
+    async fn close(&self) {
+        match self {
+            Backend::Sqlite(store) => store.close().await,
+            Backend::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+/// Opens the store named by `database`; errors name `setting` (the config
+/// key or option) and say what to fix. The password never reaches the log.
+async fn open_store(database: &std::path::Path, setting: &str) -> anyhow::Result<Backend> {
+    if let Some(url) = database.to_str().filter(|d| postgres::is_postgres_url(d)) {
+        let shown = postgres::redact_url(url);
+        let store = PostgresStore::open(url).await.with_context(|| {
+            format!(
+                "{setting} = \"{shown}\": cannot use this PostgreSQL database; fix the URL \
+                 (postgres://user:password@host:port/database), or give a file path for SQLite"
+            )
+        })?;
+        tracing::info!(database = %shown, "store: PostgreSQL");
+        return Ok(Backend::Postgres(Arc::new(store)));
+    }
+    let store = SqliteStore::open(database).await.with_context(|| {
+        format!(
+            "{setting} = \"{}\": cannot open this SQLite file; fix the path or its folder's \
+             permissions, or give a postgres:// URL for PostgreSQL",
+            database.display()
+        )
+    })?;
+    tracing::info!(database = %database.display(), "store: SQLite");
+    Ok(Backend::Sqlite(Arc::new(store)))
 }
 
 /// Ctrl-C or SIGTERM. The handlers are installed when this is called (not

@@ -27,6 +27,14 @@ pub fn channel_plan(
             "teams".to_string(),
             config.teams.credential(env).map(|_| ()),
         ),
+        (
+            "web".to_string(),
+            if config.web.enabled {
+                Ok(())
+            } else {
+                Err("web.enabled is false".to_string())
+            },
+        ),
     ]
 }
 
@@ -51,6 +59,12 @@ pub async fn run_with_listener(
     http_listener: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let agents = config.web.agents.trim();
+    if !matches!(agents, "" | "teams") {
+        anyhow::bail!(
+            "web.agents = \"{agents}\": web conversations can be handed to agents in Teams only for now (\"teams\", or \"\" for Teams when it is on)"
+        );
+    }
     let (stop, stopping) = watch::channel(false);
     // A channel that stops by itself (Discord refused the token or the
     // intents) ends `serve` with its error, so the exit is non-zero.
@@ -93,15 +107,36 @@ pub async fn run_with_listener(
         ))),
         Err(_) => None,
     };
+    let web = if config.web.enabled {
+        Some(Arc::new(crate::channels::web::WebContext::new(
+            desk.clone(),
+            clock.clone(),
+            config.web.clone(),
+            env,
+        )?))
+    } else {
+        None
+    };
+    // With Teams on, everything is served on `teams.listen` (the Azure
+    // Bot's endpoint); otherwise the web chat's `web.listen` (loopback by
+    // default), so `serve` with no config serves the chat on
+    // http://127.0.0.1:3978/chat only to this machine.
+    let (address, key) = if teams.is_some() || web.is_none() {
+        (config.teams.listen.clone(), "teams.listen")
+    } else {
+        (config.web.listen.clone(), "web.listen")
+    };
     let listener = match http_listener {
         Some(listener) => listener,
-        None => tokio::net::TcpListener::bind(&config.teams.listen)
+        None => tokio::net::TcpListener::bind(&address)
             .await
-            .map_err(|e| {
-                anyhow::anyhow!("teams.listen {}: cannot listen: {e}", config.teams.listen)
-            })?,
+            .map_err(|e| anyhow::anyhow!("{key} {address}: cannot listen: {e}"))?,
     };
-    tracing::info!(address = %listener.local_addr()?, teams = teams.is_some(), "HTTP listening (/healthz, /api/messages)");
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, teams = teams.is_some(), web = web.is_some(), "HTTP listening (/healthz, /api/messages, /chat)");
+    if web.is_some() {
+        tracing::info!("web chat: http://{local}/chat (embed: /chat/widget.js)");
+    }
     if let Some(context) = &teams {
         teams_start_up_checks(&context.config);
     }
@@ -118,7 +153,30 @@ pub async fn run_with_listener(
             sender_stopping,
         ))
     });
-    let app = crate::server::app(crate::server::AppState { teams });
+    let web_agents: Option<Arc<dyn crate::outbox::Deliver>> = match config.web.agents.trim() {
+        "" | "teams" => teams.clone().map(|context| {
+            Arc::new(crate::channels::teams::deliver::TeamsDeliver::new(context))
+                as Arc<dyn crate::outbox::Deliver>
+        }),
+        _ => None,
+    };
+    if web.is_some() && web_agents.is_none() {
+        tracing::warn!("web chat: no agents' channel (Teams is off); handoffs of web conversations cannot reach agents");
+    }
+    let web_sender = web.clone().map(|context| {
+        tokio::spawn(crate::outbox::run_sender(
+            desk.outbox_queue(),
+            Arc::new(crate::channels::web::deliver::WebDeliver {
+                ctx: context,
+                agents: web_agents,
+            }),
+            crate::outbox::SenderSettings::default(),
+            clock.clone(),
+            stop_sender.subscribe(),
+        ))
+    });
+    let app = crate::server::app(crate::server::AppState { teams, web })
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let mut stop_http = stopping.clone();
     tasks.push(tokio::spawn(async move {
         let graceful = async move {
@@ -132,6 +190,9 @@ pub async fn run_with_listener(
         }
         let _ = stop_sender.send(true);
         if let Some(sender) = sender {
+            let _ = sender.await;
+        }
+        if let Some(sender) = web_sender {
             let _ = sender.await;
         }
     }));

@@ -1,5 +1,6 @@
-//! The HTTP side of `madoguchi serve` (axum): `GET /healthz` and the Bot
-//! Framework endpoint `POST /api/messages`.
+//! The HTTP side of `madoguchi serve` (axum): `GET /healthz`, the Bot
+//! Framework endpoint `POST /api/messages` and the web chat (`/chat`,
+//! `/chat/widget.js`, `/chat/ws`; [`crate::channels::web`]).
 //!
 //! `/healthz` answers 200 `ok` while the service can do its work, and 503
 //! with one line per problem (each naming the setting to check) while
@@ -34,6 +35,8 @@ use crate::channels::teams::{inbound, TeamsContext};
 #[derive(Clone)]
 pub struct AppState {
     pub teams: Option<Arc<TeamsContext>>,
+    /// The web chat (`/chat`…), when `[web] enabled`.
+    pub web: Option<Arc<crate::channels::web::WebContext>>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -42,11 +45,16 @@ pub fn app(state: AppState) -> Router {
         .as_ref()
         .map(|t| t.config.max_body_bytes)
         .unwrap_or(256 * 1024);
-    Router::new()
+    let web = state.web.clone();
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/api/messages", post(messages))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state);
+    match web {
+        Some(web) => router.merge(crate::channels::web::router(web)),
+        None => router,
+    }
 }
 
 /// 200 `ok`, or 503 with the problems (operator-facing, no secrets).

@@ -835,7 +835,8 @@ async fn restart_continues_and_delivers_a_reminder_due_during_downtime() {
     let (_dir, db) = temp();
     let clock = Arc::new(ManualClock::new(jst(10, 0)));
     let service = start(&fake, &db, clock.clone()).await;
-    dm(&fake, "何度も試していたらロックされました").await;
+    // No count in the message, so the count is asked.
+    dm(&fake, "ロックされたみたいです").await;
     wait_message(&fake, DM, "case-a-ask-count").await;
     press(
         &fake,
@@ -1265,7 +1266,8 @@ async fn a_reminder_the_person_refuses_by_dm_goes_to_their_private_thread() {
         .await;
     let thread = thread_of(&member);
     wait_message(&fake, thread, "greeting").await;
-    dm(&fake, "何度も試していたらロックされました").await;
+    // No count in the message, so the count is asked.
+    dm(&fake, "ロックされたみたいです").await;
     wait_message(&fake, DM, "case-a-ask-count").await;
     press(
         &fake,

@@ -200,6 +200,22 @@ impl Store for MemoryStore {
         Ok(conversations)
     }
 
+    async fn rows_after(
+        &self,
+        conversation: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .outbox
+            .iter()
+            .filter(|(m, _)| m.conversation_id == conversation && m.id > after)
+            .take(limit.max(0) as usize)
+            .map(|(m, _)| m.clone())
+            .collect())
+    }
+
     async fn pending_outbox(
         &self,
         channel: &str,

@@ -194,6 +194,36 @@ impl Store for SqliteStore {
         .map_err(db("listing conversations with pending messages"))
     }
 
+    async fn rows_after(
+        &self,
+        conversation: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        let rows = sqlx::query(
+            "SELECT * FROM outbox WHERE conversation_id = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(conversation)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading messages to replay"))?;
+        rows.iter()
+            .map(|row| {
+                let payload: String = row.get("payload");
+                Ok(OutboxMessage {
+                    id: row.get("id"),
+                    conversation_id: row.get("conversation_id"),
+                    channel: row.get("channel"),
+                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                    created_at: parse_time(row.get("created_at"))?,
+                    attempts: row.get("attempts"),
+                })
+            })
+            .collect()
+    }
+
     async fn pending_outbox(
         &self,
         channel: &str,

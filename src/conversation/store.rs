@@ -6,7 +6,7 @@
 //! that nobody else changed the conversation in between (optimistic version).
 //! The trait is async and object-safe so the desk holds an
 //! `Arc<dyn Store>` chosen at run time: memory for unit tests, SQLite by
-//! default, PostgreSQL later for several instances.
+//! default, PostgreSQL (`postgres://…`) for a shared database.
 //!
 //! The store knows nothing of flows: the engine's state is kept as the JSON
 //! the desk gives it, and outbox rows as the JSON of the typed rows the desk
@@ -282,6 +282,22 @@ pub trait Store: Send + Sync {
     }
 
     async fn mark_sent(&self, ids: &[i64], at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Every outbox row of `conversation` with an id above `after`, sent
+    /// or not, in id order, at most `limit` (the web chat replays what a
+    /// page has not shown yet from its cursor, the last row id it showed).
+    /// The default (for stores that do not serve the web chat yet) refuses
+    /// rather than pretend.
+    async fn rows_after(
+        &self,
+        _conversation: &str,
+        _after: i64,
+        _limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        Err(StoreError::Unavailable(
+            "this store cannot replay outbox rows (rows_after)".into(),
+        ))
+    }
 
     async fn transcript(&self, conversation: &str) -> StoreResult<Vec<TranscriptEntry>>;
 

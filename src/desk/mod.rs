@@ -285,6 +285,49 @@ impl Desk {
             .is_some())
     }
 
+    /// The id of the conversation at `address` on `channel`, if any.
+    pub async fn conversation_at(
+        &self,
+        channel: &str,
+        address: &str,
+    ) -> Result<Option<String>, DeskError> {
+        Ok(self
+            .inner
+            .store
+            .find_by_address(channel, address)
+            .await?
+            .map(|record| record.id))
+    }
+
+    /// The outbox rows of `conversation` after row id `after`, sent or
+    /// not, with when they were written (the web chat replays from its
+    /// cursor). Rows that cannot be read are skipped.
+    pub async fn rows_after(
+        &self,
+        conversation: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, DateTime<Utc>, OutboxRow)>, DeskError> {
+        Ok(self
+            .inner
+            .store
+            .rows_after(conversation, after, limit)
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                serde_json::from_value::<OutboxRow>(m.payload)
+                    .ok()
+                    .map(|row| (m.id, m.created_at, row))
+            })
+            .collect())
+    }
+
+    /// The stored transcript of `conversation` (the web chat shows what
+    /// the person wrote when a page reloads).
+    pub async fn transcript(&self, conversation: &str) -> Result<Vec<TranscriptEntry>, DeskError> {
+        Ok(self.inner.store.transcript(conversation).await?)
+    }
+
     /// The ticket discussed at an agents' address (a staff thread, a card).
     pub async fn ticket_at(&self, agent_address: &str) -> Result<Option<TicketView>, DeskError> {
         Ok(self

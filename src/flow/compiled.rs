@@ -28,14 +28,20 @@ impl CompiledFlow {
         mut flow: Flow,
         label_texts: &dyn Fn(&str) -> Vec<String>,
     ) -> Result<Self, Vec<String>> {
-        // Concept words are compared folded; fold them once here.
+        // Words and markers are compared folded; fold them once here.
         for concept in &mut flow.concepts {
-            concept.folded = concept
-                .words
-                .iter()
-                .map(|w| (w.to_lowercase(), crate::text::fold(w)))
-                .collect();
+            concept.folded = super::model::prepare_words(&concept.words);
         }
+        for intent in &mut flow.intents {
+            intent.blockers_prepared = super::model::prepare_words(&intent.blockers);
+        }
+        let matcher = &flow.matcher;
+        flow.matcher.prepared = super::model::PreparedMarkers {
+            negations: super::model::prepare_words(&matcher.negations),
+            past: super::model::prepare_words(&matcher.past_markers),
+            requests: super::model::prepare_words(&matcher.request_markers),
+            symptoms: super::model::prepare_words(&matcher.symptoms),
+        };
         let mut errors = Vec::new();
         let mut conditions = HashMap::new();
         for (node_id, node) in &flow.nodes {

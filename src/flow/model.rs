@@ -129,6 +129,28 @@ pub struct MatcherSettings {
     /// (`届かない`, `来ない`, `鳴らない`): they do not negate a clause.
     #[serde(default)]
     pub symptoms: Vec<String>,
+    /// The lists above as (lower case, folded), made when the flow is
+    /// compiled so matching does not fold them on every message.
+    #[serde(skip)]
+    pub prepared: PreparedMarkers,
+}
+
+/// Marker lists prepared for matching: (lower case, folded) pairs.
+#[derive(Debug, Clone, Default)]
+pub struct PreparedMarkers {
+    pub negations: Vec<(String, String)>,
+    pub past: Vec<(String, String)>,
+    pub requests: Vec<(String, String)>,
+    pub symptoms: Vec<(String, String)>,
+}
+
+/// `words` as (lower case, folded) pairs.
+pub fn prepare_words(words: &[String]) -> Vec<(String, String)> {
+    words
+        .iter()
+        .filter(|w| !w.trim().is_empty())
+        .map(|w| (w.to_lowercase(), crate::text::fold(w)))
+        .collect()
 }
 
 /// A free-text intent: what a person may say, and where it leads.
@@ -163,6 +185,9 @@ pub struct Intent {
     /// solution: it is not "solved").
     #[serde(default)]
     pub blockers: Vec<String>,
+    /// `blockers` prepared for matching (see [`PreparedMarkers`]).
+    #[serde(skip)]
+    pub blockers_prepared: Vec<(String, String)>,
 }
 
 /// Words that say a cause outright ("ドコモ", "固定電話", "転送"…): found

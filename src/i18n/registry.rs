@@ -99,6 +99,19 @@ registry! {
     // Teams' own words.
     TEAMS_AGENT_ONLY = "teams-agent-only" [] by "Teams channel";
     TEAMS_NOT_A_TICKET = "teams-not-a-ticket" [] by "Teams channel";
+
+    // Web chat: the page's words (sent to the page as JSON) and its notes.
+    WEB_TITLE = "web-title" [] by "web chat";
+    WEB_INPUT_LABEL = "web-input-label" [] by "web chat";
+    WEB_SEND = "web-send" [] by "web chat";
+    WEB_STATUS_ONLINE = "web-status-online" [] by "web chat";
+    WEB_STATUS_CONNECTING = "web-status-connecting" [] by "web chat";
+    WEB_STATUS_OFFLINE = "web-status-offline" [] by "web chat";
+    WEB_TYPING = "web-typing" [] by "web chat";
+    WEB_RESUME_LINK = "web-resume-link" [] by "web chat";
+    WEB_RESUME_COPIED = "web-resume-copied" [] by "web chat";
+    WEB_RESUME_INVALID = "web-resume-invalid" [] by "web chat";
+    WEB_SLOW_DOWN = "web-slow-down" [] by "web chat";
 }
 
 #[cfg(test)]

@@ -201,13 +201,16 @@ pub fn find_phone(cleaned: &str) -> Option<String> {
     None
 }
 
-/// Whether `word` occurs in `text` (both lower case); an ASCII word must
-/// stand alone (not inside a longer ASCII word).
-fn has_word(text: &str, folded: &str, word: &str) -> bool {
-    has_folded_word(text, folded, &word.to_lowercase(), &crate::text::fold(word))
+/// Whether any of the prepared (lower case, folded) words occurs.
+fn has_any(lower: &str, folded: &str, words: &[(String, String)]) -> bool {
+    words
+        .iter()
+        .any(|(l, f)| has_folded_word(lower, folded, l, f))
 }
 
-/// [`has_word`] with the word already lower-cased and folded.
+/// Whether `word` occurs in `text` (`word_lower`/`word_folded`: the word
+/// lower-cased and folded); an ASCII word must stand alone (not inside a
+/// longer ASCII word: "au" is not in "authenticator").
 fn has_folded_word(text: &str, folded: &str, word_lower: &str, word_folded: &str) -> bool {
     if word_lower.is_empty() {
         return false;
@@ -320,20 +323,16 @@ impl Run<'_> {
     /// Whether a clause denies something: it holds a negation marker once
     /// the symptom phrases ("届かない") are taken out.
     fn clause_negated(&self, clause: &str) -> bool {
-        let matcher = &self.flow.flow.matcher;
+        let prepared = &self.flow.flow.matcher.prepared;
         let mut folded = crate::text::fold(clause);
-        for symptom in &matcher.symptoms {
-            folded = folded.replace(&crate::text::fold(symptom), " ");
-        }
-        let lower = folded.clone();
-        matcher.negations.iter().any(|m| {
-            let m = m.to_lowercase();
-            if m.is_ascii() {
-                has_word(&lower, &folded, &m)
-            } else {
-                folded.contains(&crate::text::fold(&m))
+        let mut lower = clause.to_lowercase();
+        for (symptom_lower, symptom_folded) in &prepared.symptoms {
+            if !symptom_folded.is_empty() {
+                folded = folded.replace(symptom_folded.as_str(), " ");
             }
-        })
+            lower = lower.replace(symptom_lower.as_str(), " ");
+        }
+        has_any(&lower, &folded, &prepared.negations)
     }
 
     /// Where what the text says outright leads, if one place stands out:
@@ -376,29 +375,19 @@ impl Run<'_> {
     /// something: all of them when it is negated, those without `past_ok`
     /// when it describes the past.
     pub(super) fn blocked_commands(&self, cleaned: &str) -> Vec<String> {
-        let matcher = &self.flow.flow.matcher;
+        let prepared = &self.flow.flow.matcher.prepared;
         let folded = crate::text::fold(cleaned);
         let lower = cleaned.to_lowercase();
-        let has = |markers: &[String]| {
-            markers.iter().any(|m| {
-                let m = m.to_lowercase();
-                if m.is_ascii() {
-                    has_word(&lower, &folded, &m)
-                } else {
-                    folded.contains(&crate::text::fold(&m))
-                }
-            })
-        };
-        let negated = has(&matcher.negations);
-        let past = has(&matcher.past_markers);
-        let requested = has(&matcher.request_markers);
+        let negated = has_any(&lower, &folded, &prepared.negations);
+        let past = has_any(&lower, &folded, &prepared.past);
+        let requested = has_any(&lower, &folded, &prepared.requests);
         self.flow
             .flow
             .intents
             .iter()
             .filter(|i| {
                 let gated = i.command && !requested && (negated || (past && !i.past_ok));
-                gated || (!i.blockers.is_empty() && has(&i.blockers))
+                gated || has_any(&lower, &folded, &i.blockers_prepared)
             })
             .map(|i| i.id.clone())
             .collect()

@@ -1,0 +1,786 @@
+//! PostgreSQL [`Store`]: selected by `storage.database = "postgres://…"`,
+//! schema from `migrations/postgres/` (applied at open, under sqlx's
+//! migration lock, so several instances may start at once).
+//!
+//! Same semantics as the SQLite store, checked by the same contract test
+//! (`tests/store_contract.rs`). Each commit is one transaction (READ
+//! COMMITTED): the inbound key is claimed with `INSERT … ON CONFLICT DO
+//! NOTHING` (a concurrent commit with the same key waits for the first and
+//! then sees it), and the optimistic version check is an `UPDATE … WHERE
+//! version = $n` (a concurrent commit waits for the row lock and then finds
+//! the version moved: a conflict). A commit future dropped half-way rolls
+//! back when sqlx returns the connection to the pool.
+//!
+//! Times are `timestamptz`. The engine state and the outbox and timer
+//! payloads are kept as the JSON text the desk wrote (`text` columns), as in
+//! SQLite: the store treats them as opaque, and `jsonb` would reorder keys
+//! and refuse `\u0000` inside a string. Cast to `jsonb` to query them.
+//! PostgreSQL refuses a NUL character in any `text` column; what people type
+//! has its control characters removed before it reaches the store.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Connection, PgPool, Row};
+
+use super::store::*;
+
+/// Whether `storage.database` names a PostgreSQL database
+/// (`postgres://…` or `postgresql://…`) rather than an SQLite file.
+pub fn is_postgres_url(database: &str) -> bool {
+    let lower = database.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// The URL with its password replaced by `***` (in the user part and in a
+/// `password=` query parameter), for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest_start = scheme_end + 3;
+    let rest = &url[rest_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let mut out = url[..rest_start].to_string();
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            match userinfo.find(':') {
+                Some(colon) => {
+                    out.push_str(&userinfo[..colon]);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    let tail = &rest[authority_end..];
+    match tail.find('?') {
+        Some(q) => {
+            out.push_str(&tail[..=q]);
+            let query = &tail[q + 1..];
+            let (query, fragment) = match query.find('#') {
+                Some(h) => (&query[..h], &query[h..]),
+                None => (query, ""),
+            };
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => param.to_string(),
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+            out.push_str(fragment);
+        }
+        None => out.push_str(tail),
+    }
+    out
+}
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// Wraps a sqlx error with what the store was doing.
+fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| StoreError::database(context, e)
+}
+
+fn json(text: &str, what: &str) -> StoreResult<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`)
+    /// and applies the migrations. Errors name the URL without its password.
+    pub async fn open(url: &str) -> StoreResult<PostgresStore> {
+        let shown = redact_url(url);
+        let options = PgConnectOptions::from_str(url.trim()).map_err(|e| {
+            StoreError::database(
+                format!(
+                    "reading the PostgreSQL URL {shown} \
+                     (expected postgres://user:password@host:port/database)"
+                ),
+                e,
+            )
+        })?;
+        let unreachable = |e| {
+            StoreError::database(
+                format!(
+                    "connecting to PostgreSQL at {shown} (check that the server runs, \
+                     the database exists, and the user and password are right)"
+                ),
+                e,
+            )
+        };
+        // One connection first: a wrong host, password or database fails at
+        // once with the server's own reason (the pool would retry until its
+        // acquire timeout).
+        options
+            .connect()
+            .await
+            .map_err(unreachable)?
+            .close()
+            .await
+            .ok();
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(unreachable)?;
+        Self::with_pool(pool).await
+    }
+
+    /// Uses an existing pool and applies the migrations.
+    pub async fn with_pool(pool: PgPool) -> StoreResult<PostgresStore> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::database("applying PostgreSQL migrations", e))?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Closes the pool (waits for connections in use to come back).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn record_from_row(row: &PgRow) -> StoreResult<ConversationRecord> {
+        let get = |e| StoreError::database("reading a conversation", e);
+        let state: String = row.try_get("state").map_err(get)?;
+        Ok(ConversationRecord {
+            id: row.try_get("id").map_err(get)?,
+            channel: row.try_get("channel").map_err(get)?,
+            user_key: row.try_get("user_key").map_err(get)?,
+            locale: row.try_get("locale").map_err(get)?,
+            state: json(&state, "conversation state")?,
+            version: row.try_get("version").map_err(get)?,
+            created_at: row.try_get("created_at").map_err(get)?,
+            updated_at: row.try_get("updated_at").map_err(get)?,
+            address: row.try_get("address").map_err(get)?,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn load(&self, id: &str) -> StoreResult<Option<ConversationRecord>> {
+        let row = sqlx::query("SELECT * FROM conversations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("loading a conversation"))?;
+        row.as_ref().map(Self::record_from_row).transpose()
+    }
+
+    async fn latest_for_user(
+        &self,
+        channel: &str,
+        user_key: &str,
+    ) -> StoreResult<Option<ConversationRecord>> {
+        let row = sqlx::query(
+            "SELECT * FROM conversations WHERE channel = $1 AND user_key = $2
+             ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(channel)
+        .bind(user_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("latest for user"))?;
+        row.as_ref().map(Self::record_from_row).transpose()
+    }
+
+    async fn conversations_of_user(
+        &self,
+        channel: &str,
+        user_key: &str,
+    ) -> StoreResult<Vec<ConversationRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM conversations WHERE channel = $1 AND user_key = $2
+             ORDER BY updated_at DESC",
+        )
+        .bind(channel)
+        .bind(user_key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("conversations of a user"))?;
+        rows.iter().map(Self::record_from_row).collect()
+    }
+
+    async fn commit(&self, commit: Commit) -> StoreResult<CommitOutcome> {
+        let mut tx = self.pool.begin().await.map_err(db("beginning a commit"))?;
+        match write_commit(&mut tx, commit).await {
+            Ok(outcome @ CommitOutcome::Committed { .. }) => {
+                tx.commit().await.map_err(db("committing"))?;
+                Ok(outcome)
+            }
+            Ok(outcome) => {
+                tx.rollback().await.map_err(db("rolling back"))?;
+                Ok(outcome)
+            }
+            Err(e) => {
+                // The statement's error is the one worth reporting; dropping
+                // the transaction rolls back if this cannot.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn due_timers(
+        &self,
+        now: DateTime<Utc>,
+        conversation: Option<&str>,
+    ) -> StoreResult<Vec<TimerRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= $1
+             AND ($2::text IS NULL OR conversation_id = $2) ORDER BY due_at, id",
+        )
+        .bind(now)
+        .bind(conversation)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("due timers"))?;
+        rows.iter().map(timer_from_row).collect()
+    }
+
+    async fn next_timer_due(
+        &self,
+        conversation: Option<&str>,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        sqlx::query_scalar(
+            "SELECT MIN(due_at) FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL
+             AND ($1::text IS NULL OR conversation_id = $1)",
+        )
+        .bind(conversation)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("next timer due"))
+    }
+
+    async fn pending_conversations(&self, channel: &str, limit: i64) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT conversation_id FROM outbox WHERE channel = $1 AND sent_at IS NULL
+             GROUP BY conversation_id ORDER BY MIN(id) LIMIT $2",
+        )
+        .bind(channel)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing conversations with pending messages"))
+    }
+
+    async fn rows_after(
+        &self,
+        conversation: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        let rows = sqlx::query(
+            "SELECT * FROM outbox WHERE conversation_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(conversation)
+        .bind(after)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading messages to replay"))?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    async fn pending_outbox(
+        &self,
+        channel: &str,
+        conversation: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        let rows = sqlx::query(
+            "SELECT * FROM outbox WHERE channel = $1 AND conversation_id = $2 AND sent_at IS NULL
+             ORDER BY id LIMIT $3",
+        )
+        .bind(channel)
+        .bind(conversation)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading pending messages"))?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    async fn enqueue(
+        &self,
+        conversation: &str,
+        channel: &str,
+        payload: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO outbox (conversation_id, channel, payload, created_at)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(conversation)
+        .bind(channel)
+        .bind(payload.to_string())
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("adding a message to the outbox"))
+    }
+
+    async fn enqueue_once(
+        &self,
+        conversation: &str,
+        channel: &str,
+        key: &str,
+        payload: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("beginning an outbox write"))?;
+        let seen = sqlx::query(
+            "INSERT INTO inbound_seen (conversation_id, inbound_key, seen_at) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(conversation)
+        .bind(key)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("adding a message to the outbox"))?;
+        if seen.rows_affected() == 0 {
+            tx.rollback().await.map_err(db("rolling back"))?;
+            return Ok(None);
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbox (conversation_id, channel, payload, created_at)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(conversation)
+        .bind(channel)
+        .bind(payload.to_string())
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db("adding a message to the outbox"))?;
+        tx.commit().await.map_err(db("committing"))?;
+        Ok(Some(id))
+    }
+
+    async fn mark_sent(&self, ids: &[i64], at: DateTime<Utc>) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("UPDATE outbox SET sent_at = $1 WHERE id = ANY($2)")
+            .bind(at)
+            .bind(ids)
+            .execute(&self.pool)
+            .await
+            .map_err(db("marking messages sent"))?;
+        Ok(())
+    }
+
+    async fn transcript(&self, conversation: &str) -> StoreResult<Vec<TranscriptEntry>> {
+        let rows = sqlx::query("SELECT * FROM transcript WHERE conversation_id = $1 ORDER BY id")
+            .bind(conversation)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("reading a transcript"))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::database("reading a transcript", e);
+                let direction: String = row.try_get("direction").map_err(get)?;
+                Ok(TranscriptEntry {
+                    at: row.try_get("at").map_err(get)?,
+                    direction: Direction::parse(&direction),
+                    author: row.try_get("author").map_err(get)?,
+                    message_id: row.try_get("message_id").map_err(get)?,
+                    text: row.try_get("text").map_err(get)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn handoffs(&self, conversation: &str) -> StoreResult<Vec<HandoffRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM handoffs WHERE conversation_id = $1 ORDER BY created_at")
+                .bind(conversation)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("reading handoff tickets"))?;
+        rows.iter().map(handoff_from_row).collect()
+    }
+
+    async fn handoff(&self, ticket: &str) -> StoreResult<Option<HandoffRecord>> {
+        let row = sqlx::query("SELECT * FROM handoffs WHERE ticket = $1")
+            .bind(ticket)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading a handoff ticket"))?;
+        row.as_ref().map(handoff_from_row).transpose()
+    }
+
+    async fn queue_length(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM handoffs WHERE status = 'queued'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("queue length"))
+    }
+
+    async fn queue_position(&self, ticket: &str) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM handoffs WHERE status = 'queued'
+             AND created_at <= (SELECT created_at FROM handoffs WHERE ticket = $1)",
+        )
+        .bind(ticket)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("queue position"))
+    }
+
+    async fn find_by_address(
+        &self,
+        channel: &str,
+        address: &str,
+    ) -> StoreResult<Option<ConversationRecord>> {
+        let row = sqlx::query(
+            "SELECT * FROM conversations WHERE channel = $1 AND address = $2
+             ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(channel)
+        .bind(address)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("find by address"))?;
+        row.as_ref().map(Self::record_from_row).transpose()
+    }
+
+    async fn address_of(&self, conversation: &str) -> StoreResult<Option<String>> {
+        let address: Option<Option<String>> =
+            sqlx::query_scalar("SELECT address FROM conversations WHERE id = $1")
+                .bind(conversation)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db("address of"))?;
+        Ok(address.flatten())
+    }
+
+    async fn set_handoff_address(&self, ticket: &str, address: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE handoffs SET agent_address = $1 WHERE ticket = $2")
+            .bind(address)
+            .bind(ticket)
+            .execute(&self.pool)
+            .await
+            .map_err(db("set handoff address"))?;
+        Ok(())
+    }
+
+    async fn find_handoff_by_address(&self, address: &str) -> StoreResult<Option<HandoffRecord>> {
+        let row = sqlx::query(
+            "SELECT * FROM handoffs WHERE agent_address = $1 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(address)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("find handoff by address"))?;
+        row.as_ref().map(handoff_from_row).transpose()
+    }
+
+    async fn reference(&self, channel: &str, address: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT reference FROM channel_references WHERE channel = $1 AND address = $2",
+        )
+        .bind(channel)
+        .bind(address)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading a conversation reference"))
+    }
+
+    async fn failed_reason(&self, id: i64) -> StoreResult<Option<String>> {
+        let reason: Option<Option<String>> =
+            sqlx::query_scalar("SELECT failed_reason FROM outbox WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db("reading why a message failed"))?;
+        Ok(reason.flatten())
+    }
+
+    async fn mark_failed(&self, id: i64, reason: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET sent_at = $1, failed_reason = $2 WHERE id = $3")
+            .bind(at)
+            .bind(reason)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("mark failed"))?;
+        Ok(())
+    }
+}
+
+fn outbox_from_row(row: &PgRow) -> StoreResult<OutboxMessage> {
+    let get = |e| StoreError::database("reading outbox rows", e);
+    let payload: String = row.try_get("payload").map_err(get)?;
+    Ok(OutboxMessage {
+        id: row.try_get("id").map_err(get)?,
+        conversation_id: row.try_get("conversation_id").map_err(get)?,
+        channel: row.try_get("channel").map_err(get)?,
+        // As in SQLite: a payload that is not JSON is delivered as `null`
+        // and refused by the sender (marked failed), never blocking the rows
+        // behind it.
+        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        created_at: row.try_get("created_at").map_err(get)?,
+        attempts: row.try_get("attempts").map_err(get)?,
+    })
+}
+
+fn handoff_from_row(row: &PgRow) -> StoreResult<HandoffRecord> {
+    let get = |e| StoreError::database("reading a handoff ticket", e);
+    Ok(HandoffRecord {
+        ticket: row.try_get("ticket").map_err(get)?,
+        conversation_id: row.try_get("conversation_id").map_err(get)?,
+        reason: row.try_get("reason").map_err(get)?,
+        summary: row.try_get("summary").map_err(get)?,
+        status: row.try_get("status").map_err(get)?,
+        created_at: row.try_get("created_at").map_err(get)?,
+        agent_address: row.try_get("agent_address").map_err(get)?,
+    })
+}
+
+fn timer_from_row(row: &PgRow) -> StoreResult<TimerRow> {
+    let get = |e| StoreError::database("reading a timer", e);
+    let payload: String = row.try_get("payload").map_err(get)?;
+    Ok(TimerRow {
+        id: row.try_get("id").map_err(get)?,
+        conversation_id: row.try_get("conversation_id").map_err(get)?,
+        kind: row.try_get("kind").map_err(get)?,
+        due_at: row.try_get("due_at").map_err(get)?,
+        payload: json(&payload, "timer payload")?,
+    })
+}
+
+/// Everything of one commit, inside the caller's transaction. Any outcome
+/// but `Committed` is rolled back by the caller.
+async fn write_commit(conn: &mut sqlx::PgConnection, commit: Commit) -> StoreResult<CommitOutcome> {
+    let record = &commit.conversation;
+    let now = record.updated_at;
+    if let Some(key) = &commit.inbound_key {
+        let inserted = sqlx::query(
+            "INSERT INTO inbound_seen (conversation_id, inbound_key, seen_at) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&record.id)
+        .bind(key)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("writing a commit"))?;
+        if inserted.rows_affected() == 0 {
+            return Ok(CommitOutcome::Duplicate);
+        }
+    }
+    let state = record.state.to_string();
+    let version = match commit.expected_version {
+        None => {
+            let inserted = sqlx::query(
+                "INSERT INTO conversations
+                   (id, channel, user_key, locale, state, version, created_at, updated_at, address)
+                 VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )
+            .bind(&record.id)
+            .bind(&record.channel)
+            .bind(&record.user_key)
+            .bind(&record.locale)
+            .bind(&state)
+            .bind(record.created_at)
+            .bind(now)
+            .bind(&record.address)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("writing a commit"))?;
+            if inserted.rows_affected() == 0 {
+                return Ok(CommitOutcome::Conflict);
+            }
+            1
+        }
+        Some(expected) => {
+            let updated = sqlx::query(
+                "UPDATE conversations SET state = $1, locale = $2, version = version + 1,
+                   updated_at = $3
+                 WHERE id = $4 AND version = $5",
+            )
+            .bind(&state)
+            .bind(&record.locale)
+            .bind(now)
+            .bind(&record.id)
+            .bind(expected)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("writing a commit"))?;
+            if updated.rows_affected() == 0 {
+                return Ok(CommitOutcome::Conflict);
+            }
+            expected + 1
+        }
+    };
+    for line in &commit.transcript {
+        sqlx::query(
+            "INSERT INTO transcript (conversation_id, at, direction, author, message_id, text)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&record.id)
+        .bind(line.at)
+        .bind(line.direction.as_str())
+        .bind(&line.author)
+        .bind(&line.message_id)
+        .bind(&line.text)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("writing a commit"))?;
+    }
+    let mut outbox_ids = Vec::new();
+    for (channel, payload) in &commit.outbox {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbox (conversation_id, channel, payload, created_at)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(&record.id)
+        .bind(channel)
+        .bind(payload.to_string())
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db("writing a commit"))?;
+        outbox_ids.push(id);
+    }
+    if !commit.cancel_timer_kinds.is_empty() {
+        sqlx::query(
+            "UPDATE timers SET cancelled_at = $1 WHERE conversation_id = $2 AND kind = ANY($3)
+             AND fired_at IS NULL AND cancelled_at IS NULL",
+        )
+        .bind(now)
+        .bind(&record.id)
+        .bind(&commit.cancel_timer_kinds)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("writing a commit"))?;
+    }
+    if let Some(fired) = &commit.fired_timer {
+        sqlx::query("UPDATE timers SET fired_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(fired)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("writing a commit"))?;
+    }
+    for timer in &commit.new_timers {
+        sqlx::query(
+            "INSERT INTO timers (id, conversation_id, kind, due_at, payload)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&timer.id)
+        .bind(&timer.conversation_id)
+        .bind(&timer.kind)
+        .bind(timer.due_at)
+        .bind(timer.payload.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(db("writing a commit"))?;
+    }
+    if let Some(reference) = &commit.reference {
+        sqlx::query(
+            "INSERT INTO channel_references (channel, address, reference, updated_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (channel, address)
+             DO UPDATE SET reference = excluded.reference, updated_at = excluded.updated_at",
+        )
+        .bind(&reference.channel)
+        .bind(&reference.address)
+        .bind(&reference.reference)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("saving a conversation reference"))?;
+    }
+    if let Some(handoff) = &commit.open_handoff {
+        sqlx::query(
+            "INSERT INTO handoffs
+               (ticket, conversation_id, reason, summary, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&handoff.ticket)
+        .bind(&handoff.conversation_id)
+        .bind(&handoff.reason)
+        .bind(&handoff.summary)
+        .bind(&handoff.status)
+        .bind(handoff.created_at)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("writing a commit"))?;
+    }
+    if let Some((ticket, status)) = &commit.handoff_status {
+        sqlx::query("UPDATE handoffs SET status = $1, updated_at = $2 WHERE ticket = $3")
+            .bind(status)
+            .bind(now)
+            .bind(ticket)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("writing a commit"))?;
+    }
+    Ok(CommitOutcome::Committed {
+        version,
+        outbox_ids,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_are_told_from_file_paths() {
+        assert!(is_postgres_url("postgres://u@localhost/db"));
+        assert!(is_postgres_url(
+            "postgresql://u:p@db.example:5432/madoguchi"
+        ));
+        assert!(is_postgres_url("PostgreSQL://host/db"));
+        assert!(!is_postgres_url("madoguchi.db"));
+        assert!(!is_postgres_url("/var/lib/madoguchi/postgres.db"));
+        assert!(!is_postgres_url("sqlite://madoguchi.db"));
+    }
+
+    #[test]
+    fn passwords_never_reach_the_log() {
+        assert_eq!(
+            redact_url("postgres://madoguchi:s3cr%40t@db:5432/desk?sslmode=require"),
+            "postgres://madoguchi:***@db:5432/desk?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgresql://db/desk?user=m&password=hunter2&sslmode=disable"),
+            "postgresql://db/desk?user=m&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgres://m@localhost/desk"),
+            "postgres://m@localhost/desk"
+        );
+        assert_eq!(
+            redact_url("postgres://m:p@ss@localhost/desk"),
+            "postgres://m:***@localhost/desk"
+        );
+        assert_eq!(redact_url("postgres://localhost"), "postgres://localhost");
+    }
+}

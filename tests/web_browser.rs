@@ -1,0 +1,320 @@
+//! The web chat page in a real headless browser: Debian's `chromium`,
+//! driven through `chromedriver` (package `chromium-driver`) with
+//! fantoccini, against the real `serve` on 127.0.0.1:0.
+//!
+//! Without chromedriver the test says why it is skipped, and fails when
+//! `CI` is set (`.ci/run` installs both packages). WebDriver offers no
+//! events, so the page is awaited with bounded waits (`wait().for_element`,
+//! or [`eventually`] re-reading the DOM).
+
+mod support;
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use madoguchi::clock::SystemClock;
+use serde_json::{json, Value};
+use support::service::Service;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A running chromedriver on a free port; killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// Starts chromedriver, or says why it cannot (`None`: skip).
+async fn chromedriver() -> Option<Driver> {
+    let installed = std::process::Command::new("chromedriver")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !installed {
+        let why = "chromedriver is not installed (Debian: apt-get install chromium chromium-driver; .ci/run does it)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{why}; CI must run the browser test");
+        }
+        eprintln!("web_browser: skipped: {why}");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    let stdout = child.stdout.take().expect("stdout");
+    // chromedriver says when it listens.
+    let mut lines = BufReader::new(stdout).lines();
+    tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.expect("chromedriver output") {
+            if line.contains("started successfully") {
+                return;
+            }
+        }
+        panic!("chromedriver ended before it listened");
+    })
+    .await
+    .expect("chromedriver listens");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Some(Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+/// A new browser (its own profile: a second device).
+async fn browser(driver: &Driver) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--window-size=375,667", "--lang=ja", "--accept-lang=ja"],
+               "prefs": {"intl.accept_languages": "ja"},
+               "mobileEmulation": {"deviceMetrics": {"width": 375, "height": 667, "pixelRatio": 2.0, "touch": true}}}),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session (is chromium installed?)")
+}
+
+/// Re-reads `script`'s value until `done` holds, within [`WAIT`].
+async fn eventually(client: &Client, script: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let value = client.execute(script, vec![]).await.expect("script");
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page did not get there: {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The messages' texts in NFKC.
+fn folded(messages: &Value) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization;
+    messages
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| m.as_str().unwrap_or_default().nfkc().collect())
+        .collect()
+}
+
+/// Reads the shown messages as `class|text` into `m`.
+macro_rules! messages_body {
+    () => {
+        "const m = Array.from(document.querySelectorAll('#log .msg')).map(m => m.className + '|' + m.firstChild.textContent);"
+    };
+}
+
+const MESSAGES: &str = concat!(messages_body!(), " return m;");
+
+#[tokio::test]
+async fn the_page_works_in_a_real_browser() {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let service = Service::start(
+        support::config(),
+        &dir.path().join("web.db"),
+        Arc::new(SystemClock),
+        &[],
+    )
+    .await;
+    let chat = format!("{}/chat", service.url);
+    let page = browser(&driver).await;
+    page.goto(&chat).await.expect("page");
+
+    // The greeting, in Japanese, and a button pressed.
+    let lang = page
+        .execute("return document.documentElement.lang", vec![])
+        .await
+        .expect("lang");
+    assert_eq!(lang, "ja");
+    let locked = page
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("button[data-choice='start-locked']"))
+        .await
+        .expect("the greeting's buttons");
+    locked.click().await.expect("press");
+    page.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("button[data-choice='a-count-many']"))
+        .await
+        .expect("the next question");
+    let status = page
+        .find(Locator::Id("status"))
+        .await
+        .expect("status")
+        .attr("class")
+        .await
+        .expect("class");
+    assert_eq!(status.as_deref(), Some("online"));
+
+    // Enter while the IME composes sends nothing; after it ends it sends.
+    let composed = page
+        .execute(
+            r#"
+            const i = document.getElementById('input');
+            const count = () => document.querySelectorAll('#log .msg.me').length;
+            const before = count();
+            i.focus();
+            i.dispatchEvent(new CompositionEvent('compositionstart', {bubbles: true}));
+            i.value = 'ろっかい';
+            i.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', code: 'Enter', keyCode: 229, isComposing: true, bubbles: true, cancelable: true}));
+            i.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', code: 'Enter', keyCode: 13, bubbles: true, cancelable: true}));
+            const during = count() - before, kept = i.value;
+            i.dispatchEvent(new CompositionEvent('compositionend', {bubbles: true, data: '６回'}));
+            i.value = '６回';
+            i.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', code: 'Enter', keyCode: 13, bubbles: true, cancelable: true}));
+            return [during, kept, count() - before, i.value];
+            "#,
+            vec![],
+        )
+        .await
+        .expect("composition");
+    assert_eq!(composed, json!([0, "ろっかい", 1, ""]));
+    page.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("button[data-choice='a-when-30m']"))
+        .await
+        .expect("the answer to ６回");
+
+    // Markup typed shows literally and runs nothing.
+    let markup = "<script>alert(1)</script>";
+    let input = page.find(Locator::Id("input")).await.expect("input");
+    input
+        .send_keys(&format!("{markup}\u{E007}"))
+        .await
+        .expect("type");
+    let shown = eventually(
+        &page,
+        "const m = document.querySelectorAll('#log .msg.me'); return [m[m.length-1].textContent, document.querySelectorAll('#log script, #log *[onerror]').length];",
+        |v| v[0] == markup,
+    )
+    .await;
+    assert_eq!(shown[1], 0, "{shown}");
+    assert!(page.get_alert_text().await.is_err(), "an alert opened");
+    // The bot's answer to it (rendered after it, as text).
+    let mine = format!("msg me|{markup}");
+    let all = eventually(&page, MESSAGES, |v| {
+        v.as_array().is_some_and(|m| {
+            m.last()
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.starts_with("msg bot"))
+                && m.iter().any(|x| x.as_str() == Some(mine.as_str()))
+                && m.iter()
+                    .rev()
+                    .take_while(|x| x.as_str() != Some(mine.as_str()))
+                    .count()
+                    > 0
+        })
+    })
+    .await;
+
+    // The socket drops right after a press (the page's own reconnect on
+    // `online`): the reply comes once, from the replay or the push.
+    let before = all.as_array().map(Vec::len).unwrap_or(0);
+    page.execute(
+        "document.querySelector('#log .msg.bot:last-child button[data-choice=\"a-when-30m\"]').click(); window.dispatchEvent(new Event('online'));",
+        vec![],
+    )
+    .await
+    .expect("press and drop");
+    let all = eventually(
+        &page,
+        concat!(
+            messages_body!(),
+            " return [document.getElementById('status').className, m];"
+        ),
+        |v| {
+            v[0] == "online"
+                && v[1].as_array().is_some_and(|m| {
+                    m.len() > before + 1
+                        && m.last()
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| s.starts_with("msg bot"))
+                })
+        },
+    )
+    .await[1]
+        .clone();
+
+    // Reload: the same history, each message once (what the person typed
+    // comes back from the transcript, which keeps it NFKC-normalised:
+    // ６回 shows as 6回).
+    let all = folded(&all);
+    page.refresh().await.expect("reload");
+    let again = eventually(&page, MESSAGES, |v| folded(v) == all).await;
+    assert_eq!(folded(&again), all);
+
+    // The resume link, in a second browser (its own cookies).
+    page.find(Locator::Id("resume"))
+        .await
+        .expect("resume")
+        .click()
+        .await
+        .expect("press");
+    let link = eventually(
+        &page,
+        "return document.getElementById('resume-url').value",
+        |v| v.as_str().is_some_and(|s| s.contains("#resume=")),
+    )
+    .await;
+    let second = browser(&driver).await;
+    second
+        .goto(link.as_str().expect("link"))
+        .await
+        .expect("second device");
+    let there = eventually(&second, MESSAGES, |v| folded(v) == all).await;
+    assert_eq!(folded(&there), all);
+    let url = second.current_url().await.expect("url");
+    assert!(
+        url.fragment().is_none(),
+        "the token left the address bar: {url}"
+    );
+    second.close().await.expect("close");
+
+    // For people to look at (not compared): the viewport is a phone's
+    // 375×667 (mobile emulation; a desktop window cannot be that narrow).
+    let viewport = page
+        .execute("return [window.innerWidth, window.innerHeight]", vec![])
+        .await
+        .expect("viewport");
+    assert_eq!(viewport, json!([375, 667]));
+    let png = page.screenshot().await.expect("screenshot");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| support::repo().join("target"));
+    std::fs::create_dir_all(&target).expect("target dir");
+    std::fs::write(target.join("web-chat-375x667.png"), png).expect("save the screenshot");
+    page.close().await.expect("close");
+    service.stop().await;
+    drop(driver);
+}
