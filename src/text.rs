@@ -47,7 +47,12 @@ fn is_invisible_format(c: char) -> bool {
 /// The long vowel mark `ー` is kept here (it is part of words such as
 /// `オペレーター`); only phone-number parsing treats it as a hyphen.
 pub fn fold(input: &str) -> String {
-    let cleaned = clean(input);
+    fold_clean(&clean(input))
+}
+
+/// [`fold`] of text that went through [`clean`] already (no second NFKC
+/// pass: the engine folds the same cleaned message several times).
+pub fn fold_clean(cleaned: &str) -> String {
     let mut out = String::with_capacity(cleaned.len());
     for c in cleaned.chars().flat_map(char::to_lowercase) {
         if c.is_whitespace() || is_punctuation(c) {

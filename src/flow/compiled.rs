@@ -41,6 +41,16 @@ impl CompiledFlow {
             past: super::model::prepare_words(&matcher.past_markers),
             requests: super::model::prepare_words(&matcher.request_markers),
             symptoms: super::model::prepare_words(&matcher.symptoms),
+            breaks: {
+                let mut breaks: Vec<String> = matcher
+                    .clause_breaks
+                    .iter()
+                    .map(|b| b.to_lowercase())
+                    .filter(|b| !b.is_empty())
+                    .collect();
+                breaks.sort_by_key(|b| std::cmp::Reverse(b.len()));
+                breaks
+            },
         };
         let mut errors = Vec::new();
         let mut conditions = HashMap::new();

@@ -142,6 +142,8 @@ pub struct PreparedMarkers {
     pub past: Vec<(String, String)>,
     pub requests: Vec<(String, String)>,
     pub symptoms: Vec<(String, String)>,
+    /// Clause breaks, lower case, longest first.
+    pub breaks: Vec<String>,
 }
 
 /// `words` as (lower case, folded) pairs.

@@ -242,7 +242,7 @@ impl Run<'_> {
                 continue;
             }
             let lower = clause.to_lowercase();
-            let folded = crate::text::fold(&clause);
+            let folded = crate::text::fold_clean(&clause);
             // (concept, the words of it found here)
             let mut found: Vec<(&crate::flow::model::Concept, Vec<String>)> = Vec::new();
             for concept in &self.flow.flow.concepts {
@@ -301,21 +301,24 @@ impl Run<'_> {
 
     /// The clauses of a message (split at the flow's clause breaks).
     fn clauses(&self, cleaned: &str) -> Vec<String> {
-        let mut clauses = vec![cleaned.to_lowercase()];
-        for brk in &self.flow.flow.matcher.clause_breaks {
-            let brk = brk.to_lowercase();
-            if brk.is_empty() {
-                continue;
+        let lower = cleaned.to_lowercase();
+        let breaks = &self.flow.flow.matcher.prepared.breaks;
+        let mut clauses = Vec::new();
+        let mut start = 0;
+        let mut at = 0;
+        // One pass: at each character, does a clause break start here?
+        while at < lower.len() {
+            let rest = &lower[at..];
+            match breaks.iter().find(|b| rest.starts_with(b.as_str())) {
+                Some(brk) => {
+                    clauses.push(lower[start..at].to_string());
+                    at += brk.len();
+                    start = at;
+                }
+                None => at += rest.chars().next().map_or(1, char::len_utf8),
             }
-            clauses = clauses
-                .iter()
-                .flat_map(|c| {
-                    c.split(brk.as_str())
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
         }
+        clauses.push(lower[start..].to_string());
         clauses.retain(|c| !c.trim().is_empty());
         clauses
     }
@@ -324,7 +327,7 @@ impl Run<'_> {
     /// the symptom phrases ("届かない") are taken out.
     fn clause_negated(&self, clause: &str) -> bool {
         let prepared = &self.flow.flow.matcher.prepared;
-        let mut folded = crate::text::fold(clause);
+        let mut folded = crate::text::fold_clean(clause);
         let mut lower = clause.to_lowercase();
         for (symptom_lower, symptom_folded) in &prepared.symptoms {
             if !symptom_folded.is_empty() {
@@ -376,7 +379,7 @@ impl Run<'_> {
     /// when it describes the past.
     pub(super) fn blocked_commands(&self, cleaned: &str) -> Vec<String> {
         let prepared = &self.flow.flow.matcher.prepared;
-        let folded = crate::text::fold(cleaned);
+        let folded = crate::text::fold_clean(cleaned);
         let lower = cleaned.to_lowercase();
         let negated = has_any(&lower, &folded, &prepared.negations);
         let past = has_any(&lower, &folded, &prepared.past);
