@@ -15,8 +15,7 @@ use support::fake_botframework::{FakeBotFramework, Posted, SigningKey, APP_ID};
 use support::service::{text, Service};
 
 const PERSON_CONVERSATION: &str = "a:1person-chat";
-const AGENTS_CONVERSATION: &str = "19:agents@thread.tacv2";
-const AGENT_AAD: &str = "aad-agent-1";
+use support::{TEAMS_AGENTS_CONVERSATION as AGENTS_CONVERSATION, TEAMS_AGENT_AAD as AGENT_AAD};
 
 use support::jst;
 
@@ -32,17 +31,7 @@ async fn start(fake: &FakeBotFramework, db: &Path, clock: Arc<ManualClock>) -> S
 }
 
 fn teams_config(fake: &FakeBotFramework) -> madoguchi::config::Config {
-    let mut config = support::config();
-    config.teams.app_id = APP_ID.into();
-    config.teams.tenant_id = "tenant-1".into();
-    config.teams.openid_metadata_url = fake.openid_url();
-    config.teams.token_url = fake.token_url();
-    config.teams.jwks_min_refresh_seconds = 0;
-    config.teams.agents_conversation_id = AGENTS_CONVERSATION.into();
-    config.teams.agents_service_url = fake.service_url();
-    config.teams.agents = vec![AGENT_AAD.into()];
-    config.teams.retry_base_ms = 20;
-    config.teams.max_attempts = 3;
+    let mut config = support::teams_config(fake);
     config.teams.max_body_bytes = 64 * 1024;
     config
 }

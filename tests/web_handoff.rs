@@ -15,21 +15,10 @@ use support::fake_botframework::{FakeBotFramework, APP_ID};
 use support::service::Service;
 use web_client::{open, reply_text};
 
-const AGENTS_CONVERSATION: &str = "19:agents@thread.tacv2";
-const AGENT_AAD: &str = "aad-agent-1";
+use support::{TEAMS_AGENTS_CONVERSATION as AGENTS_CONVERSATION, TEAMS_AGENT_AAD as AGENT_AAD};
 
 fn config(fake: &FakeBotFramework) -> madoguchi::config::Config {
-    let mut config = support::config();
-    config.teams.app_id = APP_ID.into();
-    config.teams.tenant_id = "tenant-1".into();
-    config.teams.openid_metadata_url = fake.openid_url();
-    config.teams.token_url = fake.token_url();
-    config.teams.jwks_min_refresh_seconds = 0;
-    config.teams.agents_conversation_id = AGENTS_CONVERSATION.into();
-    config.teams.agents_service_url = fake.service_url();
-    config.teams.agents = vec![AGENT_AAD.into()];
-    config.teams.retry_base_ms = 20;
-    config.teams.max_attempts = 3;
+    let mut config = support::teams_config(fake);
     config.web.agents = "teams".into();
     config
 }

@@ -209,19 +209,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db("reading messages to replay"))?;
-        rows.iter()
-            .map(|row| {
-                let payload: String = row.get("payload");
-                Ok(OutboxMessage {
-                    id: row.get("id"),
-                    conversation_id: row.get("conversation_id"),
-                    channel: row.get("channel"),
-                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-                    created_at: parse_time(row.get("created_at"))?,
-                    attempts: row.get("attempts"),
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_from_row).collect()
     }
 
     async fn pending_outbox(
@@ -240,22 +228,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db("reading pending messages"))?;
-        rows.iter()
-            .map(|row| {
-                let payload: String = row.get("payload");
-                Ok(OutboxMessage {
-                    id: row.get("id"),
-                    conversation_id: row.get("conversation_id"),
-                    channel: row.get("channel"),
-                    // A payload that is not JSON is delivered as `null` and
-                    // refused by the sender (marked failed), never blocking
-                    // the rows behind it.
-                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-                    created_at: parse_time(row.get("created_at"))?,
-                    attempts: row.get("attempts"),
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_from_row).collect()
     }
 
     async fn enqueue(
@@ -471,6 +444,20 @@ impl Store for SqliteStore {
             .map_err(db("mark failed"))?;
         Ok(())
     }
+}
+
+fn outbox_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<OutboxMessage> {
+    let payload: String = row.get("payload");
+    Ok(OutboxMessage {
+        id: row.get("id"),
+        conversation_id: row.get("conversation_id"),
+        channel: row.get("channel"),
+        // A payload that is not JSON is delivered as `null` and refused by
+        // the sender (marked failed), never blocking the rows behind it.
+        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        created_at: parse_time(row.get("created_at"))?,
+        attempts: row.get("attempts"),
+    })
 }
 
 fn handoff_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<HandoffRecord> {

@@ -36,6 +36,28 @@ pub fn config() -> Config {
     config
 }
 
+/// The agents' channel of the Teams tests, and the one configured agent.
+pub const TEAMS_AGENTS_CONVERSATION: &str = "19:agents@thread.tacv2";
+pub const TEAMS_AGENT_AAD: &str = "aad-agent-1";
+
+/// The repository's config with Teams on against the fake Bot Framework:
+/// its OpenID metadata and token endpoint, the agents' channel and one
+/// agent, quick retries.
+pub fn teams_config(fake: &fake_botframework::FakeBotFramework) -> Config {
+    let mut config = config();
+    config.teams.app_id = fake_botframework::APP_ID.into();
+    config.teams.tenant_id = "tenant-1".into();
+    config.teams.openid_metadata_url = fake.openid_url();
+    config.teams.token_url = fake.token_url();
+    config.teams.jwks_min_refresh_seconds = 0;
+    config.teams.agents_conversation_id = TEAMS_AGENTS_CONVERSATION.into();
+    config.teams.agents_service_url = fake.service_url();
+    config.teams.agents = vec![TEAMS_AGENT_AAD.into()];
+    config.teams.retry_base_ms = 20;
+    config.teams.max_attempts = 3;
+    config
+}
+
 pub fn desk(store: Arc<dyn Store>) -> Desk {
     let config = config();
     let content = madoguchi::content::load(&config).expect("repository content is valid");
