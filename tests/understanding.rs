@@ -28,7 +28,12 @@ struct Phrase {
 }
 
 fn held_out() -> HeldOut {
-    let path = support::repo().join("tests/understanding/heldout.toml");
+    phrases("heldout.toml")
+}
+
+/// `tests/understanding/<file>`.
+fn phrases(file: &str) -> HeldOut {
+    let path = support::repo().join("tests/understanding").join(file);
     toml::from_str(&std::fs::read_to_string(path).expect("read")).expect("parse")
 }
 
@@ -98,14 +103,15 @@ struct Tally {
     wrong: usize,
 }
 
-#[tokio::test]
-async fn first_messages_reach_the_right_cause() {
-    let set = held_out();
+/// Direct and wrong-route rates (per cent) of one set, with the descriptions
+/// read as commands; prints the full report.
+async fn evaluate(name: &str, set: &HeldOut) -> (f64, f64, Vec<String>) {
     let desk = support::desk(Arc::new(MemoryStore::new()));
     let mut per_expect: BTreeMap<String, Tally> = BTreeMap::new();
     let mut confusion: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut command_misreads = Vec::new();
     let mut wrong_lines = Vec::new();
+    let mut clarify_lines = Vec::new();
     for phrase in &set.phrase {
         let got = outcome(&desk, &phrase.text).await;
         // A restart request answered by restarting is right.
@@ -119,6 +125,10 @@ async fn first_messages_reach_the_right_cause() {
             tally.right += 1;
         } else if got == "clarify" || (expected == "clarify" && got == "start") {
             tally.clarify += 1;
+            clarify_lines.push(format!(
+                "  {:?} [{}] -> {got}, expected {expected}",
+                phrase.text, phrase.kind
+            ));
         } else {
             tally.wrong += 1;
             wrong_lines.push(format!(
@@ -136,7 +146,7 @@ async fn first_messages_reach_the_right_cause() {
     let right: usize = per_expect.values().map(|t| t.right).sum();
     let wrong: usize = per_expect.values().map(|t| t.wrong).sum();
     let clarify: usize = per_expect.values().map(|t| t.clarify).sum();
-    println!("understanding of first messages ({total} held-out phrases)");
+    println!("understanding of first messages: {name} ({total} phrases)");
     println!(
         "  {:<14} {:>5} {:>8} {:>8} {:>8}",
         "expected", "n", "right", "clarify", "wrong"
@@ -166,34 +176,62 @@ async fn first_messages_reach_the_right_cause() {
         }
     }
     println!("wrong routes:\n{}", wrong_lines.join("\n"));
+    println!("asked back:\n{}", clarify_lines.join("\n"));
+    (pct(right), pct(wrong), command_misreads)
+}
+
+#[tokio::test]
+async fn first_messages_reach_the_right_cause() {
+    let (direct, wrong, command_misreads) = evaluate("held-out set", &held_out()).await;
     assert!(
         command_misreads.is_empty(),
         "descriptions read as commands:\n{}",
         command_misreads.join("\n")
     );
-    // Floors: the measured level of this build, so a regression fails.
-    // The goal is ≥ 95 % direct and ≤ 1 % wrong.
     assert!(
-        pct(right) >= FLOOR_DIRECT,
-        "direct {:.1} % < {FLOOR_DIRECT} %",
-        pct(right)
+        direct >= FLOOR_DIRECT,
+        "direct {direct:.1} % < {FLOOR_DIRECT} %"
     );
     assert!(
-        pct(wrong) <= CEILING_WRONG,
-        "wrong {:.1} % > {CEILING_WRONG} %",
-        pct(wrong)
+        wrong <= CEILING_WRONG,
+        "wrong {wrong:.1} % > {CEILING_WRONG} %"
     );
 }
 
-const FLOOR_DIRECT: f64 = 68.0;
-const CEILING_WRONG: f64 = 7.0;
+/// A second set written blind (from the FAQ only, by someone who had not
+/// seen the flow, its examples or the first set) after the rules were
+/// tuned on the first: it measures how well they generalise. Its floors are
+/// its first measurement; it is never tuned against.
+#[tokio::test]
+async fn blind_first_messages_reach_the_right_cause() {
+    let (direct, wrong, command_misreads) = evaluate("blind set", &phrases("blind.toml")).await;
+    assert!(
+        command_misreads.is_empty(),
+        "descriptions read as commands:\n{}",
+        command_misreads.join("\n")
+    );
+    assert!(
+        direct >= BLIND_FLOOR_DIRECT,
+        "direct {direct:.1} % < {BLIND_FLOOR_DIRECT} %"
+    );
+    assert!(
+        wrong <= BLIND_CEILING_WRONG,
+        "wrong {wrong:.1} % > {BLIND_CEILING_WRONG} %"
+    );
+}
+
+// The goal: ≥ 95 % direct, ≤ 1 % wrong.
+const FLOOR_DIRECT: f64 = 95.0;
+const CEILING_WRONG: f64 = 1.0;
+// Measured on its first run (86.7 % direct, 5.0 % wrong), with a margin.
+const BLIND_FLOOR_DIRECT: f64 = 85.0;
+const BLIND_CEILING_WRONG: f64 = 6.0;
 
 /// The set is held out: no phrase equals, contains or is contained in an
 /// example of the flow (NFKC, lower case; examples shorter than 2 chars
 /// ignored).
 #[test]
 fn held_out_phrases_are_not_examples() {
-    let set = held_out();
     let desk = support::desk(Arc::new(MemoryStore::new()));
     let flow = &desk.flow().flow;
     let normalise = |s: &str| madoguchi::text::clean(s).to_lowercase();
@@ -211,7 +249,9 @@ fn held_out_phrases_are_not_examples() {
         .filter(|e| e.chars().count() >= 2)
         .collect();
     let mut collisions = Vec::new();
-    for phrase in &set.phrase {
+    let set = held_out();
+    let blind = phrases("blind.toml");
+    for phrase in set.phrase.iter().chain(&blind.phrase) {
         let p = normalise(&phrase.text);
         for e in &examples {
             if p.contains(e.as_str()) || e.contains(p.as_str()) {

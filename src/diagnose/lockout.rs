@@ -127,7 +127,10 @@ pub fn parse_attempt_count(text: &str) -> Option<AttemptCount> {
     let chars: Vec<char> = s.chars().collect();
     let numbers = find_numbers(&chars);
 
-    // Prefer a number followed by a count unit.
+    // Prefer a number followed by a count unit; of several ("最初の3回は
+    // 出られず、そのあと8回試した"), the largest. "1回目" is an ordinal,
+    // not a count.
+    let mut counted: Option<(u32, AttemptCount)> = None;
     for (index, number) in numbers.iter().enumerate() {
         let mut value = number.value;
         let mut end = number.end;
@@ -152,7 +155,26 @@ pub fn parse_attempt_count(text: &str) -> Option<AttemptCount> {
         if value == 1 && rest.starts_with('も') {
             return Some(AttemptCount::Exactly(0));
         }
-        return Some(modified(value, plus, &before, &rest));
+        if rest.starts_with('目') {
+            continue;
+        }
+        if counted.as_ref().is_none_or(|(best, _)| value > *best) {
+            counted = Some((value, modified(value, plus, &before, &rest)));
+        }
+    }
+    if let Some((_, count)) = counted {
+        // "最初の3回は出られず、そのあと何度も": more than the number said.
+        let many_too = [
+            "何度も",
+            "何回も",
+            "なんども",
+            "なんかいも",
+            "数えきれない",
+            "数え切れない",
+        ]
+        .iter()
+        .any(|w| s.contains(w));
+        return Some(if many_too { AttemptCount::Many } else { count });
     }
 
     // A bare number, alone with approximations.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::condition::{self, Condition};
+use super::lexicon::{Lexicon, Mark};
 use super::model::{Flow, NodeKind};
 use crate::diagnose::intent::{CandidateSet, Vocabulary};
 
@@ -12,6 +13,8 @@ use crate::diagnose::intent::{CandidateSet, Vocabulary};
 pub struct CompiledFlow {
     pub flow: Flow,
     pub vocabulary: Vocabulary,
+    /// The flow's word lists, compiled for one scan per clause.
+    pub lexicon: Lexicon,
     /// Per node: what typed text may mean there.
     candidates: HashMap<String, CandidateSet>,
     /// Intents that apply everywhere, for queued conversations.
@@ -24,34 +27,8 @@ impl CompiledFlow {
     /// Compiles `flow`. `label_texts` returns the rendered texts of a label
     /// message in every locale: a person may type a button's words.
     /// Fails with one line per malformed condition.
-    pub fn new(
-        mut flow: Flow,
-        label_texts: &dyn Fn(&str) -> Vec<String>,
-    ) -> Result<Self, Vec<String>> {
-        // Words and markers are compared folded; fold them once here.
-        for concept in &mut flow.concepts {
-            concept.folded = super::model::prepare_words(&concept.words);
-        }
-        for intent in &mut flow.intents {
-            intent.blockers_prepared = super::model::prepare_words(&intent.blockers);
-        }
-        let matcher = &flow.matcher;
-        flow.matcher.prepared = super::model::PreparedMarkers {
-            negations: super::model::prepare_words(&matcher.negations),
-            past: super::model::prepare_words(&matcher.past_markers),
-            requests: super::model::prepare_words(&matcher.request_markers),
-            symptoms: super::model::prepare_words(&matcher.symptoms),
-            breaks: {
-                let mut breaks: Vec<String> = matcher
-                    .clause_breaks
-                    .iter()
-                    .map(|b| b.to_lowercase())
-                    .filter(|b| !b.is_empty())
-                    .collect();
-                breaks.sort_by_key(|b| std::cmp::Reverse(b.len()));
-                breaks
-            },
-        };
+    pub fn new(flow: Flow, label_texts: &dyn Fn(&str) -> Vec<String>) -> Result<Self, Vec<String>> {
+        let lexicon = lexicon_of(&flow);
         let mut errors = Vec::new();
         let mut conditions = HashMap::new();
         for (node_id, node) in &flow.nodes {
@@ -126,6 +103,7 @@ impl CompiledFlow {
         Ok(CompiledFlow {
             flow,
             vocabulary,
+            lexicon,
             candidates,
             everywhere,
             conditions,
@@ -143,4 +121,33 @@ impl CompiledFlow {
     pub fn condition(&self, node: &str, index: usize) -> Option<&Condition> {
         self.conditions.get(&(node.to_string(), index))
     }
+}
+
+/// Every word list of the flow, with what each word stands for.
+fn lexicon_of(flow: &Flow) -> Lexicon {
+    let matcher = &flow.matcher;
+    let mut words: Vec<(&str, Mark)> = Vec::new();
+    let lists = [
+        (&matcher.negations, Mark::Negation),
+        (&matcher.past_markers, Mark::Past),
+        (&matcher.request_markers, Mark::Request),
+        (&matcher.symptoms, Mark::Symptom),
+        (&matcher.limiters, Mark::Limiter),
+    ];
+    for (list, mark) in lists {
+        words.extend(list.iter().map(|w| (w.as_str(), mark)));
+    }
+    for (i, concept) in flow.concepts.iter().enumerate() {
+        words.extend(concept.words.iter().map(|w| (w.as_str(), Mark::Concept(i))));
+    }
+    for (i, intent) in flow.intents.iter().enumerate() {
+        words.extend(intent.words.iter().map(|w| (w.as_str(), Mark::Command(i))));
+        words.extend(
+            intent
+                .blockers
+                .iter()
+                .map(|w| (w.as_str(), Mark::Blocker(i))),
+        );
+    }
+    Lexicon::new(words, &matcher.clause_breaks)
 }

@@ -5,5 +5,6 @@ pub mod check;
 pub mod compiled;
 pub mod condition;
 pub mod engine;
+pub mod lexicon;
 pub mod model;
 pub mod state;

@@ -129,30 +129,10 @@ pub struct MatcherSettings {
     /// (`届かない`, `来ない`, `鳴らない`): they do not negate a clause.
     #[serde(default)]
     pub symptoms: Vec<String>,
-    /// The lists above as (lower case, folded), made when the flow is
-    /// compiled so matching does not fold them on every message.
-    #[serde(skip)]
-    pub prepared: PreparedMarkers,
-}
-
-/// Marker lists prepared for matching: (lower case, folded) pairs.
-#[derive(Debug, Clone, Default)]
-pub struct PreparedMarkers {
-    pub negations: Vec<(String, String)>,
-    pub past: Vec<(String, String)>,
-    pub requests: Vec<(String, String)>,
-    pub symptoms: Vec<(String, String)>,
-    /// Clause breaks, lower case, longest first.
-    pub breaks: Vec<String>,
-}
-
-/// `words` as (lower case, folded) pairs.
-pub fn prepare_words(words: &[String]) -> Vec<(String, String)> {
-    words
-        .iter()
-        .filter(|w| !w.trim().is_empty())
-        .map(|w| (w.to_lowercase(), crate::text::fold(w)))
-        .collect()
+    /// Words after which a negation limits rather than denies (`しか`:
+    /// "固定電話しか持っていません" says the person has a landline).
+    #[serde(default)]
+    pub limiters: Vec<String>,
 }
 
 /// A free-text intent: what a person may say, and where it leads.
@@ -187,9 +167,12 @@ pub struct Intent {
     /// solution: it is not "solved").
     #[serde(default)]
     pub blockers: Vec<String>,
-    /// `blockers` prepared for matching (see [`PreparedMarkers`]).
-    #[serde(skip)]
-    pub blockers_prepared: Vec<(String, String)>,
+    /// Words that name the command outright (`担当者`, `最初から`,
+    /// `ログインできた`), found like concept words. A command word fires
+    /// in a clause that is not negated, when the text asks for something
+    /// (or, with `past_ok`, when it reports it), and never with a blocker.
+    #[serde(default)]
+    pub words: Vec<String>,
 }
 
 /// Words that say a cause outright ("ドコモ", "固定電話", "転送"…): found
@@ -204,9 +187,11 @@ pub struct Concept {
     pub case: Option<String>,
     pub goto: String,
     pub words: Vec<String>,
-    /// (lower case, folded) of each word, made when the flow is compiled.
-    #[serde(skip)]
-    pub folded: Vec<(String, String)>,
+    /// A weak concept (the bare symptom "SMSが来ない"): it counts only when
+    /// no other concept and no count of attempts is found, and never for a
+    /// cause the person denied in the same message.
+    #[serde(default)]
+    pub fallback: bool,
 }
 
 /// A sign-in error code people paste from the sign-in screen. Every code

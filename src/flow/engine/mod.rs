@@ -13,6 +13,7 @@
 //! - this module: `step`, walking the flow's nodes, timers.
 
 mod agent;
+mod reading;
 mod signals;
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,7 @@ pub fn step(
 ) -> Step {
     let mut run = Run {
         prefill: None,
+        reading: Default::default(),
         went_back: false,
         flow,
         settings,
@@ -101,6 +103,7 @@ pub fn step(
 pub fn pending_prompt(flow: &CompiledFlow, state: &State) -> Vec<Reply> {
     let mut run = Run {
         prefill: None,
+        reading: Default::default(),
         went_back: false,
         flow,
         settings: &EngineSettings::default(),
@@ -157,6 +160,9 @@ struct Run<'a> {
     /// Free text that led here: questions on the way that it already
     /// answers (a count, a time, the number) are filled from it, not asked.
     prefill: Option<String>,
+    /// What the last typed text says outright, read once per input
+    /// ([`reading::Reading`]); keyed by the text.
+    reading: reading::Memo,
     /// Set when this step went back one answer (nothing new to remember).
     went_back: bool,
     flow: &'a CompiledFlow,
@@ -889,7 +895,7 @@ impl<'a> Run<'a> {
             return false;
         }
         let candidate = match validator {
-            "phone_number" => match signals::find_phone(&text) {
+            "phone_number" => match reading::find_phone(&text) {
                 Some(number) => number,
                 None => return false,
             },

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::reading::Signal;
 use super::types::{ChoiceRef, Reply};
 use super::{Run, Target};
 
@@ -14,11 +15,18 @@ impl<'a> Run<'a> {
     pub(super) fn judge(&self, cleaned: &str) -> Option<Judgement> {
         let set = self.flow.candidates_at(&self.state.node)?;
         let mut ranking = self.flow.vocabulary.rank(set, cleaned);
-        // Commands fire only when the text asks for them.
-        let blocked = self.blocked_commands(cleaned);
-        if !blocked.is_empty() {
-            ranking.scored.retain(|(id, _)| !blocked.contains(id));
-        }
+        // Commands fire only when the text asks for them; a cause the
+        // person denied ("非通知拒否はしていない") is not guessed either.
+        let reading = self.read(cleaned);
+        let denied = reading.denied_gotos(self.flow);
+        ranking.scored.retain(|(id, _)| {
+            !reading.blocked.contains(id)
+                && !self
+                    .flow
+                    .flow
+                    .intent(id)
+                    .is_some_and(|i| i.case.is_some() && denied.contains(&i.goto.as_str()))
+        });
         let (best_id, best_score) = ranking.best()?;
         let best_goto = self.target(best_id).map(|t| self.goto_of(&t));
         // The runner-up is the best target leading somewhere else: a button
@@ -44,16 +52,53 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// Goes where what the text says outright leads, unless that is where
-    /// the conversation already is (the node's own question answers it).
+    /// Acts on what the text says outright: a command asked for by name
+    /// ("担当者と話したい"), else the place its signals lead, unless that
+    /// is where the conversation already is (the node's own question
+    /// answers it); when signals name two causes equally, asks which.
     /// What the text also says (a count, a time, the number) fills the
-    /// questions on the way.
+    /// questions on the way. Returns false when nothing was acted on.
     pub(super) fn follow_signals(&mut self, cleaned: &str) -> bool {
-        let Some(goto) = self.signal_goto(cleaned) else {
-            return false;
-        };
+        let reading = self.read(cleaned);
+        if let Some(&command) = reading.commands.first() {
+            let id = self.flow.flow.intents[command].id.clone();
+            self.prefill = Some(cleaned.to_string());
+            self.apply_target_id(&id);
+            return true;
+        }
         let here = self.current_node().and_then(|n| n.case.clone());
-        let there = self.flow.flow.node(&goto).and_then(|n| n.case.clone());
+        let case_of = |goto: &str| self.flow.flow.node(goto).and_then(|n| n.case.clone());
+        let goto = match reading.signal(self.flow) {
+            Signal::Nothing => return false,
+            Signal::Tie(gotos) => {
+                let stays = gotos
+                    .iter()
+                    .any(|g| g == &self.state.node || (here.is_some() && case_of(g) == here));
+                if stays {
+                    return false;
+                }
+                let offered: Vec<String> = gotos
+                    .iter()
+                    .filter_map(|g| {
+                        self.flow
+                            .flow
+                            .intents
+                            .iter()
+                            .find(|i| i.case.is_some() && &i.goto == g)
+                            .map(|i| i.id.clone())
+                    })
+                    .take(3)
+                    .collect();
+                if offered.len() < 2 {
+                    return false;
+                }
+                self.state.clarify = Some(offered.clone());
+                self.ask_clarify(offered);
+                return true;
+            }
+            Signal::Go(goto) => goto,
+        };
+        let there = case_of(&goto);
         if goto == self.state.node || (here.is_some() && here == there) {
             return false;
         }
@@ -91,7 +136,10 @@ impl<'a> Run<'a> {
             .as_ref()
             .filter(|j| j.clear)
             .is_some_and(|j| self.flow.flow.intent(&j.best_id).is_some_and(|i| i.command));
-        if !command && self.follow_signals(cleaned) {
+        // Commands named outright ("メニューに戻りたい") beat a command
+        // that only resembles an example ("前の質問に戻りたい").
+        let named = !self.read(cleaned).commands.is_empty();
+        if (!command || named) && self.follow_signals(cleaned) {
             return;
         }
         let Some(Judgement {
@@ -108,12 +156,28 @@ impl<'a> Run<'a> {
             self.apply_target_id(&best_id);
             return;
         }
-        if best_score >= self.settings.clarify_threshold {
+        // Something was said outright (a cause named or ruled out, a
+        // count): ask with the likely options rather than "I could not
+        // read that".
+        let reading = self.read(cleaned);
+        let signalled =
+            !reading.concepts.is_empty() || !reading.denied.is_empty() || reading.attempts;
+        if best_score >= self.settings.clarify_threshold || (signalled && best_score > 0.0) {
             let mut offered: Vec<String> = Vec::new();
             let mut gotos = Vec::new();
             for (id, score) in &ranking.scored {
-                if *score < self.settings.clarify_threshold || offered.len() == 3 {
+                let weak = *score < self.settings.clarify_threshold;
+                if (weak && !signalled && !offered.is_empty())
+                    || *score <= 0.0
+                    || offered.len() == 3
+                {
                     break;
+                }
+                // Below the threshold only causes are offered, never a
+                // command the text merely resembles.
+                let cause = self.flow.flow.intent(id).is_some_and(|i| i.case.is_some());
+                if weak && !cause {
+                    continue;
                 }
                 let goto = self.target(id).map(|t| self.goto_of(&t));
                 if gotos.contains(&goto) {
@@ -165,8 +229,10 @@ impl<'a> Run<'a> {
         cleaned: &str,
     ) -> Option<&'a crate::flow::model::Intent> {
         let mut ranking = self.flow.vocabulary.rank(self.flow.everywhere(), cleaned);
-        let blocked = self.blocked_commands(cleaned);
-        ranking.scored.retain(|(id, _)| !blocked.contains(id));
+        let reading = self.read(cleaned);
+        ranking
+            .scored
+            .retain(|(id, _)| !reading.blocked.contains(id));
         let (id, score) = ranking.best()?;
         if score >= self.settings.intent_threshold {
             self.flow.flow.intent(id)
