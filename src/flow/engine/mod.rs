@@ -218,9 +218,16 @@ impl<'a> Run<'a> {
         match self.state.mode.clone() {
             Mode::Bot => {}
             Mode::Queued { ticket } => {
-                if self
-                    .everywhere_intent(&cleaned)
-                    .is_some_and(|i| i.goto == self.flow.flow.restart_node())
+                let restart = self.flow.flow.restart_node();
+                let named = self
+                    .read(&cleaned)
+                    .commands
+                    .iter()
+                    .any(|&i| self.flow.flow.intents[i].goto == restart);
+                if named
+                    || self
+                        .everywhere_intent(&cleaned)
+                        .is_some_and(|i| i.goto == restart)
                 {
                     self.effects.push(Effect::CancelHandoff { ticket });
                     self.restart();

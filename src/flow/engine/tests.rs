@@ -786,3 +786,22 @@ fn stepping_is_deterministic() {
         assert_eq!(first, second, "{input:?}");
     }
 }
+
+#[test]
+fn a_queued_person_restarts_by_naming_it_and_a_description_is_relayed() {
+    // "リスタート" shares nothing with the restart examples; the word
+    // alone asks for it.
+    let (state, ticket) = queued();
+    let step = run(state.clone(), Input::Text("リスタート".into()), at(2));
+    assert_eq!(step.state.mode, Mode::Bot);
+    assert!(step.effects.contains(&Effect::CancelHandoff {
+        ticket: ticket.clone()
+    }));
+    // Describing a restart already done is passed on to the agents.
+    let step = run(
+        state,
+        Input::Text("さっき最初からやり直しました".into()),
+        at(2),
+    );
+    assert_eq!(step.state.mode, Mode::Queued { ticket });
+}
