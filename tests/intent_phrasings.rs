@@ -72,6 +72,7 @@ async fn unseen_phrasings_reach_the_right_node() {
         }
     }
     let total = phrasings.phrase.len();
+    println!("{direct} of {total} phrasings understood without asking back");
     assert!(
         misses.is_empty(),
         "{} of {total} missed:\n{}",
@@ -79,10 +80,11 @@ async fn unseen_phrasings_reach_the_right_node() {
         misses.join("\n")
     );
     // Since the phrasings were made truly held out (none contains an
-    // example any more), 37–38 of 47 go straight to the right cause; the
-    // bar sits just under that so a regression fails. Issue 10 raises it.
+    // example any more), 37–38 of 47 went straight to the right cause;
+    // with signals read first (issue 10), 45 of 47. The bar sits just
+    // under that so a regression fails.
     assert!(
-        direct * 100 >= total * 78,
+        direct * 100 >= total * 93,
         "only {direct} of {total} phrasings were understood without asking back"
     );
 }
