@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
+
+#[path = "../tests/understanding/report.rs"]
+mod understanding;
 use madoguchi::config::Config;
 use madoguchi::content::{self, Content};
 use madoguchi::conversation::memory::MemoryStore;
@@ -370,4 +373,23 @@ fn main() {
     let settings = config.engine_settings().expect("engine settings");
     bench_engine(&content, &settings);
     bench_desk(&config);
+    report_understanding(&config);
+}
+
+/// The understanding tables of both held-out sets (issue 10), as
+/// `cargo test --test understanding -- --nocapture` prints them.
+fn report_understanding(config: &Config) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    for (name, file) in [
+        ("held-out set", "heldout.toml"),
+        ("blind set", "blind.toml"),
+    ] {
+        let set = understanding::phrases(&root, file);
+        let desk = desk_over(config, Arc::new(MemoryStore::new()));
+        println!();
+        runtime.block_on(understanding::evaluate(&desk, name, &set));
+    }
 }
