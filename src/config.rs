@@ -37,6 +37,41 @@ pub struct DeskConfig {
     /// Closed dates (`YYYY-MM-DD`), e.g. national holidays and the
     /// year-end closure.
     pub holidays: Vec<String>,
+    /// Where agents work, for every channel's conversations: `"teams"`
+    /// (the Teams agents' channel) or `"discord"` (the Discord staff
+    /// channel). Empty: a Discord or Teams conversation goes to its own
+    /// channel's agents, a web one to `web.agents` (deprecated) or else
+    /// Teams when it is on, else Discord.
+    pub agents: String,
+}
+
+/// The channel whose agents' side opens handoffs (`desk.agents`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentsSide {
+    Teams,
+    Discord,
+}
+
+impl AgentsSide {
+    /// The channel's name, as in the config and in outbox rows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentsSide::Teams => "teams",
+            AgentsSide::Discord => "discord",
+        }
+    }
+
+    fn parse(key: &str, value: &str) -> Result<Option<AgentsSide>, ConfigError> {
+        match value.trim() {
+            "" => Ok(None),
+            "teams" => Ok(Some(AgentsSide::Teams)),
+            "discord" => Ok(Some(AgentsSide::Discord)),
+            other => Err(ConfigError::Invalid {
+                origin: key.into(),
+                message: format!("must be \"teams\" or \"discord\" (is \"{other}\")"),
+            }),
+        }
+    }
 }
 
 impl Default for DeskConfig {
@@ -48,6 +83,7 @@ impl Default for DeskConfig {
                 .map(String::from)
                 .to_vec(),
             holidays: Vec::new(),
+            agents: String::new(),
         }
     }
 }
@@ -218,6 +254,7 @@ impl Config {
             config.resolve_paths(base);
         }
         config.check_ranges()?;
+        config.agents_for("web", |_| true)?;
         config.engine_settings()?;
         config.business_hours()?;
         Ok(config)
@@ -318,6 +355,42 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Where the agents of `channel`'s conversations work (`desk.agents`),
+    /// given which channels are on; `None`: nowhere (handoff rows then
+    /// fail with the setting to fix). `web.agents` is the deprecated
+    /// spelling for web conversations only, and may not contradict
+    /// `desk.agents`.
+    pub fn agents_for(
+        &self,
+        channel: &str,
+        on: impl Fn(AgentsSide) -> bool,
+    ) -> Result<Option<AgentsSide>, ConfigError> {
+        let desk = AgentsSide::parse("desk.agents", &self.desk.agents)?;
+        let web = AgentsSide::parse("web.agents", &self.web.agents)?;
+        if let (Some(desk), Some(web)) = (desk, web) {
+            if desk != web {
+                return Err(ConfigError::Invalid {
+                    origin: "web.agents".into(),
+                    message: format!(
+                        "is deprecated and says \"{}\" while desk.agents says \"{}\"; remove web.agents",
+                        web.as_str(),
+                        desk.as_str()
+                    ),
+                });
+            }
+        }
+        Ok(match (desk, channel) {
+            (Some(side), _) => Some(side),
+            (None, "teams") => Some(AgentsSide::Teams),
+            (None, "discord") => Some(AgentsSide::Discord),
+            (None, _) => web.or_else(|| {
+                [AgentsSide::Teams, AgentsSide::Discord]
+                    .into_iter()
+                    .find(|s| on(*s))
+            }),
+        })
     }
 
     /// The engine's view of the configuration.
@@ -456,6 +529,68 @@ mod tests {
         )];
         let error = Config::load(None, env).expect_err("bad tz").to_string();
         assert!(error.contains("general.time_zone"), "{error}");
+    }
+
+    #[test]
+    fn agents_work_where_desk_agents_says() {
+        let load = |pairs: &[(&str, &str)]| {
+            Config::load(
+                None,
+                pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            )
+        };
+        let all_on = |_| true;
+        // Unset: each platform keeps its own agents; web goes to Teams
+        // when it is on, else Discord.
+        let config = load(&[]).expect("defaults");
+        assert_eq!(
+            config.agents_for("discord", all_on).ok().flatten(),
+            Some(AgentsSide::Discord)
+        );
+        assert_eq!(
+            config.agents_for("teams", all_on).ok().flatten(),
+            Some(AgentsSide::Teams)
+        );
+        assert_eq!(
+            config.agents_for("web", all_on).ok().flatten(),
+            Some(AgentsSide::Teams)
+        );
+        let discord_only = |s| s == AgentsSide::Discord;
+        assert_eq!(
+            config.agents_for("web", discord_only).ok().flatten(),
+            Some(AgentsSide::Discord)
+        );
+        assert_eq!(config.agents_for("web", |_| false).ok().flatten(), None);
+        // Set once for the desk: every channel's handoffs go there.
+        let config = load(&[("MADOGUCHI__DESK__AGENTS", "discord")]).expect("discord");
+        for channel in ["web", "teams", "discord"] {
+            assert_eq!(
+                config.agents_for(channel, all_on).ok().flatten(),
+                Some(AgentsSide::Discord)
+            );
+        }
+        // The deprecated web.agents still works for web conversations only.
+        let config = load(&[("MADOGUCHI__WEB__AGENTS", "discord")]).expect("alias");
+        assert_eq!(
+            config.agents_for("web", all_on).ok().flatten(),
+            Some(AgentsSide::Discord)
+        );
+        assert_eq!(
+            config.agents_for("teams", all_on).ok().flatten(),
+            Some(AgentsSide::Teams)
+        );
+        // Typos and contradictions name the key.
+        let error = load(&[("MADOGUCHI__DESK__AGENTS", "slack")])
+            .expect_err("typo")
+            .to_string();
+        assert!(error.starts_with("desk.agents:"), "{error}");
+        let error = load(&[
+            ("MADOGUCHI__DESK__AGENTS", "teams"),
+            ("MADOGUCHI__WEB__AGENTS", "discord"),
+        ])
+        .expect_err("contradiction")
+        .to_string();
+        assert!(error.starts_with("web.agents:"), "{error}");
     }
 
     #[test]

@@ -5,16 +5,28 @@
 //! a shutdown future, so tests start the real service with their own store,
 //! clock and shutdown. Shutdown is graceful: channels stop taking events,
 //! in-flight ones finish, the outbox is flushed, the gateway is closed.
+//!
+//! **Where agents work** is set once for the desk (`desk.agents`): each
+//! platform has one deliverer (Teams, Discord), built here, and a
+//! channel whose conversations' tickets live on another platform has its
+//! sender's deliverer wrapped ([`WithAgents`]) so the ticket rows go to
+//! that platform's deliverer: the person's side and the agents' side
+//! share the one outbox and the one generic sender of the person's
+//! channel.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::channels::discord;
+use async_trait::async_trait;
+
+use crate::channels::discord::{self, deliver::DiscordDeliver};
+use crate::channels::teams::deliver::TeamsDeliver;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{AgentsSide, Config};
 use crate::desk::Desk;
+use crate::outbox::{Deliver, DeliveryError, OutboxItem, OutboxRow};
 
 /// Which channels run, and why the others do not: said once at start-up.
 pub fn channel_plan(
@@ -59,12 +71,6 @@ pub async fn run_with_listener(
     http_listener: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let agents = config.web.agents.trim();
-    if !matches!(agents, "" | "teams") {
-        anyhow::bail!(
-            "web.agents = \"{agents}\": web conversations can be handed to agents in Teams only for now (\"teams\", or \"\" for Teams when it is on)"
-        );
-    }
     let (stop, stopping) = watch::channel(false);
     // A channel that stops by itself (Discord refused the token or the
     // intents) ends `serve` with its error, so the exit is non-zero.
@@ -81,23 +87,6 @@ pub async fn run_with_listener(
         clock.clone(),
         stopping.clone(),
     )));
-    if let Ok(token) = config.discord.token(env) {
-        if config.discord.staff_channel_id == 0 || config.discord.agent_role_id == 0 {
-            tracing::warn!("Discord: discord.staff_channel_id or discord.agent_role_id is not set; handoffs cannot reach agents");
-        }
-        let desk = desk.clone();
-        let clock = clock.clone();
-        let discord_config = config.discord.clone();
-        let stopping = stopping.clone();
-        let fatal_tx = fatal_tx.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = discord::run(desk, clock, discord_config, token, stopping).await {
-                let _ = fatal_tx.send(e.into());
-            }
-        }));
-    }
-    // The HTTP server runs whenever `serve` runs: `/healthz` always,
-    // `/api/messages` when Teams is on.
     let teams = match config.teams.credential(env) {
         Ok(credential) => Some(Arc::new(crate::channels::teams::TeamsContext::new(
             desk.clone(),
@@ -107,6 +96,41 @@ pub async fn run_with_listener(
         ))),
         Err(_) => None,
     };
+    let discord_token = config.discord.token(env).ok();
+    // One deliverer per platform, shared by every sender that needs it:
+    // its own channel's, and the others' when agents work there.
+    let agents = AgentsSides {
+        teams: teams
+            .clone()
+            .map(|context| Arc::new(TeamsDeliver::new(context)) as Arc<dyn Deliver>),
+        discord: discord_token.as_ref().map(|token| {
+            Arc::new(DiscordDeliver::new(
+                desk.clone(),
+                config.discord.clone(),
+                token,
+            )) as Arc<dyn Deliver>
+        }),
+    };
+    if let Some(token) = discord_token {
+        if config.discord.staff_channel_id == 0 || config.discord.agent_role_id == 0 {
+            tracing::warn!("Discord: discord.staff_channel_id or discord.agent_role_id is not set; handoffs cannot reach agents");
+        }
+        let deliver = agents.route(&config, discord::CHANNEL, agents.discord.clone())?;
+        let desk = desk.clone();
+        let clock = clock.clone();
+        let discord_config = config.discord.clone();
+        let stopping = stopping.clone();
+        let fatal_tx = fatal_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) =
+                discord::run(desk, clock, discord_config, token, deliver, stopping).await
+            {
+                let _ = fatal_tx.send(e.into());
+            }
+        }));
+    }
+    // The HTTP server runs whenever `serve` runs: `/healthz` always,
+    // `/api/messages` when Teams is on, `/chat` when the web chat is.
     let web = if config.web.enabled {
         Some(Arc::new(crate::channels::web::WebContext::new(
             desk.clone(),
@@ -126,6 +150,13 @@ pub async fn run_with_listener(
     } else {
         (config.web.listen.clone(), "web.listen")
     };
+    // Emulator mode takes activities without authentication: loopback only,
+    // checked before binding when the address says, and on the bound socket.
+    let emulator = teams.as_ref().is_some_and(|t| t.config.emulator);
+    let requested = address.parse::<std::net::SocketAddr>();
+    if let (true, true, Ok(requested)) = (emulator, http_listener.is_none(), requested) {
+        crate::channels::teams::emulator_listener_check(requested).map_err(anyhow::Error::msg)?;
+    }
     let listener = match http_listener {
         Some(listener) => listener,
         None => tokio::net::TcpListener::bind(&address)
@@ -133,6 +164,10 @@ pub async fn run_with_listener(
             .map_err(|e| anyhow::anyhow!("{key} {address}: cannot listen: {e}"))?,
     };
     let local = listener.local_addr()?;
+    if emulator {
+        crate::channels::teams::emulator_listener_check(local).map_err(anyhow::Error::msg)?;
+        tracing::warn!(address = %local, "Teams: EMULATOR MODE (teams.emulator = true): inbound activities are NOT authenticated, replies carry NO token, Teams rate limits are NOT applied; for local tests and benchmarks only, never in production");
+    }
     tracing::info!(address = %local, teams = teams.is_some(), web = web.is_some(), "HTTP listening (/healthz, /api/messages, /chat)");
     if web.is_some() {
         tracing::info!("web chat: http://{local}/chat (embed: /chat/widget.js)");
@@ -143,40 +178,44 @@ pub async fn run_with_listener(
     // The HTTP server drains in-flight requests first; only then is the
     // Teams sender told to flush and stop, so their replies go out too.
     let (stop_sender, sender_stopping) = watch::channel(false);
-    let sender = teams.clone().map(|context| {
-        let settings = context.config.sender_settings();
-        tokio::spawn(crate::outbox::run_sender(
+    let sender = match &teams {
+        Some(context) => Some(tokio::spawn(crate::outbox::run_sender(
             desk.outbox_queue(),
-            Arc::new(crate::channels::teams::deliver::TeamsDeliver::new(context)),
-            settings,
+            agents.route(
+                &config,
+                crate::channels::teams::CHANNEL,
+                agents.teams.clone(),
+            )?,
+            context.config.sender_settings(),
             clock.clone(),
             sender_stopping,
-        ))
-    });
-    let web_agents: Option<Arc<dyn crate::outbox::Deliver>> = match config.web.agents.trim() {
-        "" | "teams" => teams.clone().map(|context| {
-            Arc::new(crate::channels::teams::deliver::TeamsDeliver::new(context))
-                as Arc<dyn crate::outbox::Deliver>
-        }),
-        _ => None,
+        ))),
+        None => None,
     };
-    if web.is_some() && web_agents.is_none() {
-        tracing::warn!("web chat: no agents' channel (Teams is off); handoffs of web conversations cannot reach agents");
-    }
-    let web_sender = web.clone().map(|context| {
-        tokio::spawn(crate::outbox::run_sender(
+    let web_sender = match &web {
+        Some(context) => Some(tokio::spawn(crate::outbox::run_sender(
             desk.outbox_queue(),
-            Arc::new(crate::channels::web::deliver::WebDeliver {
-                ctx: context,
-                agents: web_agents,
-            }),
+            agents.route(
+                &config,
+                crate::channels::web::CHANNEL,
+                Some(Arc::new(crate::channels::web::deliver::WebDeliver {
+                    ctx: context.clone(),
+                })),
+            )?,
             crate::outbox::SenderSettings::default(),
             clock.clone(),
             stop_sender.subscribe(),
-        ))
-    });
+        ))),
+        None => None,
+    };
     let app = crate::server::app(crate::server::AppState { teams, web })
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Every request head within `web.handshake_timeout_seconds` (slow or
+    // idle connections are closed; WebSockets are not).
+    let listener = crate::channels::web::head_timeout::listener(
+        listener,
+        std::time::Duration::from_secs(config.web.handshake_timeout_seconds.max(1)),
+    );
     let mut stop_http = stopping.clone();
     tasks.push(tokio::spawn(async move {
         let graceful = async move {
@@ -211,6 +250,103 @@ pub async fn run_with_listener(
     }
     tracing::info!("stopped");
     failed.map_or(Ok(()), Err)
+}
+
+/// The agents' sides that are on: each platform's one deliverer.
+struct AgentsSides {
+    teams: Option<Arc<dyn Deliver>>,
+    discord: Option<Arc<dyn Deliver>>,
+}
+
+impl AgentsSides {
+    /// The deliverer of `channel`'s sender: `own` for the person's rows,
+    /// and the agents' side of `desk.agents` for the tickets' rows when
+    /// that is another channel. Said once at start-up.
+    fn route(
+        &self,
+        config: &Config,
+        channel: &str,
+        own: Option<Arc<dyn Deliver>>,
+    ) -> anyhow::Result<Arc<dyn Deliver>> {
+        let side = config.agents_for(channel, |side| match side {
+            AgentsSide::Teams => self.teams.is_some(),
+            AgentsSide::Discord => self.discord.is_some(),
+        })?;
+        let agents = match side {
+            Some(AgentsSide::Teams) => self.teams.clone(),
+            Some(AgentsSide::Discord) => self.discord.clone(),
+            None => None,
+        };
+        match (side, &agents) {
+            (Some(side), Some(_)) => {
+                tracing::info!(
+                    channel,
+                    agents = side.as_str(),
+                    "handoffs go to agents there"
+                )
+            }
+            (Some(side), None) => tracing::warn!(
+                channel,
+                agents = side.as_str(),
+                "handoffs cannot reach agents: that channel is off (its token or secret is not set)"
+            ),
+            (None, _) => tracing::warn!(
+                channel,
+                "handoffs cannot reach agents: neither Teams nor Discord is on (see desk.agents)"
+            ),
+        }
+        if !config.web.agents.trim().is_empty() && channel == crate::channels::web::CHANNEL {
+            tracing::warn!(
+                "web.agents is deprecated: set desk.agents instead (it applies to every channel)"
+            );
+        }
+        let own = own.ok_or_else(|| anyhow::anyhow!("{channel}: no deliverer"))?;
+        if side.is_some_and(|side| side.as_str() == channel) {
+            return Ok(own);
+        }
+        Ok(Arc::new(WithAgents { own, agents, side }))
+    }
+}
+
+/// A channel's rows with its tickets' rows on another channel's agents'
+/// side: `Replies` to the person and `AgentsNotice` (an answer in the
+/// channel's own agents' thread) by the channel itself; `Handoff`,
+/// `Relay`, `AgentNote` and `Transcript` by the agents' deliverer, which
+/// works from the ticket alone. The one generic sender runs it like any
+/// deliverer, so order, retries and marking are the same on both sides.
+struct WithAgents {
+    own: Arc<dyn Deliver>,
+    agents: Option<Arc<dyn Deliver>>,
+    side: Option<AgentsSide>,
+}
+
+#[async_trait]
+impl Deliver for WithAgents {
+    fn channel(&self) -> &str {
+        self.own.channel()
+    }
+
+    async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+        match (&item.row, &self.agents) {
+            (OutboxRow::Replies { .. } | OutboxRow::AgentsNotice { .. }, _) => {
+                self.own.deliver(item).await
+            }
+            (_, Some(agents)) => agents.deliver(item).await,
+            (row, None) => Err(DeliveryError::Permanent(format!(
+                "{}: no agents' side ({} row not delivered): {}",
+                self.own.channel(),
+                row.kind(),
+                match self.side {
+                    Some(side) => format!(
+                        "desk.agents is \"{}\" but that channel is off",
+                        side.as_str()
+                    ),
+                    None => "set desk.agents to \"teams\" or \"discord\" with that channel on"
+                        .to_string(),
+                }
+            ))),
+        }
+    }
 }
 
 /// What can be checked about Teams before the first message, said once at

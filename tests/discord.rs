@@ -271,7 +271,9 @@ async fn wait_containing(fake: &FakeDiscord, channel: u64, what: &str, needle: &
 }
 
 /// The full message object the bot posted last in `channel` with `content`
-/// (from the MESSAGE_CREATE echo Discord sends back), for a button press.
+/// (from the MESSAGE_CREATE echo Discord sends back, or the fake's copy
+/// when it was posted before the bot's session was ready and so never
+/// echoed — a reminder sent while the bot restarts), for a button press.
 fn bot_message(fake: &FakeDiscord, channel: u64, text: &str) -> Value {
     fake.gateway_log()
         .into_iter()
@@ -283,6 +285,7 @@ fn bot_message(fake: &FakeDiscord, channel: u64, text: &str) -> Value {
                 && d["author"]["id"].as_str() == Some(FakeDiscord::BOT_ID.to_string().as_str())
                 && d["content"] == text
         })
+        .or_else(|| fake.stored_bot_message(channel, text))
         .unwrap_or_else(|| panic!("no bot message {text:?} in channel {channel}"))
 }
 

@@ -106,3 +106,149 @@ fn resuming_an_unknown_conversation_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// The child of [`killed_during_group_commits_keeps_every_reported_input`]:
+/// with `MADOGUCHI_CRASH_CHILD_DB` set, 16 conversations commit inputs as
+/// fast as they can and print each outcome once the store reported it,
+/// until the parent kills the process. Without the variable it does
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_child_commits_until_killed() {
+    use madoguchi::conversation::store::{Commit, CommitOutcome, ConversationRecord};
+    use std::io::Write;
+    let Ok(db) = std::env::var("MADOGUCHI_CRASH_CHILD_DB") else {
+        return;
+    };
+    let store = std::sync::Arc::new(
+        SqliteStore::open(std::path::Path::new(&db))
+            .await
+            .expect("open"),
+    );
+    let workers: Vec<_> = (0..16)
+        .map(|c| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = format!("crash-{c}");
+                let mut version = None;
+                for turn in 0u64.. {
+                    let now = chrono::Utc::now();
+                    let record = ConversationRecord {
+                        id: id.clone(),
+                        channel: "console".into(),
+                        user_key: "u".into(),
+                        locale: "ja".into(),
+                        state: json!({ "turn": turn }),
+                        version: 0,
+                        created_at: now,
+                        updated_at: now,
+                        address: None,
+                    };
+                    let mut commit = Commit::new(record, version);
+                    commit.inbound_key = Some(format!("turn-{turn}"));
+                    commit
+                        .transcript
+                        .push(madoguchi::conversation::store::TranscriptEntry {
+                            at: now,
+                            direction: Direction::Person,
+                            author: None,
+                            message_id: None,
+                            text: format!("turn {turn}"),
+                        });
+                    commit
+                        .outbox
+                        .push(("console".into(), json!({ "turn": turn })));
+                    match store.commit(commit).await.expect("commit") {
+                        CommitOutcome::Committed {
+                            version: v,
+                            outbox_ids,
+                        } => {
+                            version = Some(v);
+                            let mut out = std::io::stdout().lock();
+                            let _ = writeln!(out, "committed {id} {v} {}", outbox_ids[0]);
+                            let _ = out.flush();
+                        }
+                        other => panic!("{id}: {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+}
+
+/// SIGKILL in the middle of group commits (16 conversations writing at
+/// once, so batches of several inputs are in flight): every input the
+/// store reported as committed is in the file, and every conversation in
+/// it is whole: as many transcript lines and outbox rows as its version.
+#[tokio::test]
+async fn killed_during_group_commits_keeps_every_reported_input() {
+    use std::io::BufRead;
+    const REPORTED: usize = 400;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("crash.db");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "crash_child_commits_until_killed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("MADOGUCHI_CRASH_CHILD_DB", &db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the child");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reported = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        let Some(outcome) = line.strip_prefix("committed ") else {
+            continue;
+        };
+        let fields: Vec<&str> = outcome.split(' ').collect();
+        let version: i64 = fields[1].parse().expect("version");
+        let row: i64 = fields[2].parse().expect("row id");
+        reported.push((fields[0].to_string(), version, row));
+        if reported.len() == REPORTED {
+            break;
+        }
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    assert_eq!(
+        reported.len(),
+        REPORTED,
+        "the child stopped reporting early"
+    );
+
+    let store = SqliteStore::open(&db).await.expect("reopen after the kill");
+    for (id, version, row) in &reported {
+        let loaded = store
+            .load(id)
+            .await
+            .expect("load")
+            .expect("reported, so kept");
+        assert!(
+            loaded.version >= *version,
+            "{id}: {} < {version}",
+            loaded.version
+        );
+        let rows = store.rows_after(id, 0, 100_000).await.expect("rows");
+        assert!(rows.iter().any(|m| m.id == *row), "{id}: row {row} lost");
+    }
+    for c in 0..16 {
+        let id = format!("crash-{c}");
+        let Some(loaded) = store.load(&id).await.expect("load") else {
+            continue;
+        };
+        let lines = store.transcript(&id).await.expect("transcript").len();
+        let rows = store.rows_after(&id, 0, 100_000).await.expect("rows").len();
+        assert_eq!(
+            (lines as i64, rows as i64),
+            (loaded.version, loaded.version),
+            "{id}: an input was kept in part"
+        );
+    }
+    store.close().await;
+}

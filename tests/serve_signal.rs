@@ -12,6 +12,8 @@ fn sigterm_shuts_serve_down_gracefully() {
         .arg("serve")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("MADOGUCHI__STORAGE__DATABASE", dir.path().join("serve.db"))
+        // Any free port: another serve (a benchmark) may hold the default.
+        .env("MADOGUCHI__WEB__LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .env_remove("MADOGUCHI_DISCORD_TOKEN")

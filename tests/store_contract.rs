@@ -521,6 +521,278 @@ async fn failed_commit_writes_nothing(store: Arc<dyn Store>) {
     ));
 }
 
+/// One input of `conversation` at `expected` with `key`, writing one
+/// transcript line and one outbox row that both name `label`.
+fn input(conversation: &str, expected: Option<i64>, key: &str, label: &str) -> Commit {
+    let mut commit = Commit::new(record(conversation, label), expected);
+    commit.inbound_key = Some(key.into());
+    commit.transcript.push(TranscriptEntry {
+        at: Utc::now(),
+        direction: Direction::Person,
+        author: None,
+        message_id: None,
+        text: label.into(),
+    });
+    commit
+        .outbox
+        .push(("console".into(), json!({ "label": label })));
+    commit
+}
+
+/// Many conversations committing at once (one batch, or a few, in the
+/// SQLite store): each input gets its own outcome. Within each
+/// conversation a good input, a redelivered one and a stale one arrive
+/// together: the good one is written, the duplicate and the stale one are
+/// not, and the stale one's key stays free. Every conversation's rows are
+/// in the order of its inputs, and no outbox id is handed out twice.
+async fn many_conversations_at_once(store: Arc<dyn Store>) {
+    const CONVERSATIONS: usize = 40;
+    let start = Arc::new(tokio::sync::Barrier::new(CONVERSATIONS));
+    let tasks: Vec<_> = (0..CONVERSATIONS)
+        .map(|c| {
+            let (store, start) = (store.clone(), start.clone());
+            tokio::spawn(async move {
+                let id = format!("many-{c}");
+                start.wait().await;
+                let created = store
+                    .commit(input(&id, None, "k0", "first"))
+                    .await
+                    .expect("create");
+                let (next, redelivered, stale) = tokio::join!(
+                    store.commit(input(&id, Some(1), "k1", "second")),
+                    store.commit(input(&id, Some(1), "k0", "redelivered")),
+                    store.commit(input(&id, Some(0), "k-stale", "stale")),
+                );
+                let retried = store
+                    .commit(input(&id, Some(2), "k-stale", "third"))
+                    .await
+                    .expect("the stale input's key is free again");
+                let outcomes = [
+                    created,
+                    next.expect("next"),
+                    redelivered.expect("redelivered"),
+                    stale.expect("stale"),
+                    retried,
+                ];
+                (id, outcomes)
+            })
+        })
+        .collect();
+    let mut all_ids = Vec::new();
+    for task in tasks {
+        let (id, outcomes) = task.await.expect("conversation task");
+        let versions: Vec<Option<i64>> = outcomes
+            .iter()
+            .map(|o| match o {
+                CommitOutcome::Committed { version, .. } => Some(*version),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            versions,
+            [Some(1), Some(2), None, None, Some(3)],
+            "{id}: {outcomes:?}"
+        );
+        assert_eq!(outcomes[2], CommitOutcome::Duplicate, "{id}");
+        assert_eq!(outcomes[3], CommitOutcome::Conflict, "{id}");
+        let reported: Vec<i64> = outcomes
+            .iter()
+            .flat_map(|o| match o {
+                CommitOutcome::Committed { outbox_ids, .. } => outbox_ids.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let rows = store
+            .pending_outbox("console", &id, 10)
+            .await
+            .expect("outbox");
+        let labels: Vec<&str> = rows
+            .iter()
+            .filter_map(|m| m.payload["label"].as_str())
+            .collect();
+        assert_eq!(labels, ["first", "second", "third"], "{id}");
+        assert_eq!(
+            rows.iter().map(|m| m.id).collect::<Vec<_>>(),
+            reported,
+            "{id}: the ids reported are the rows written, in order"
+        );
+        let lines: Vec<String> = store
+            .transcript(&id)
+            .await
+            .expect("transcript")
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        assert_eq!(lines, ["first", "second", "third"], "{id}");
+        let loaded = store.load(&id).await.expect("load").expect("exists");
+        assert_eq!(
+            (loaded.version, loaded.state["node"].as_str()),
+            (3, Some("third"))
+        );
+        all_ids.extend(reported);
+    }
+    let count = all_ids.len();
+    all_ids.sort_unstable();
+    all_ids.dedup();
+    assert_eq!(all_ids.len(), count, "an outbox id was handed out twice");
+}
+
+/// Writes of one conversation handed over one after the other, without
+/// waiting for each outcome, are applied in that order: each names the
+/// version the one before it makes, and every one is written.
+async fn writes_handed_over_in_order_apply_in_order(store: Arc<dyn Store>) {
+    const INPUTS: i64 = 12;
+    let commits = (0..INPUTS).map(|i| {
+        let expected = (i > 0).then_some(i);
+        store.commit(input(
+            "ordered",
+            expected,
+            &format!("o-{i}"),
+            &format!("step-{i}"),
+        ))
+    });
+    let outcomes = futures_util::future::join_all(commits).await;
+    let versions: Vec<i64> = outcomes
+        .into_iter()
+        .map(|o| match o.expect("commit") {
+            CommitOutcome::Committed { version, .. } => version,
+            other => panic!("expected committed, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(versions, (1..=INPUTS).collect::<Vec<_>>());
+    let ids: Vec<i64> = store
+        .pending_outbox("console", "ordered", 100)
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|m| {
+            m.payload["label"].as_str().expect("label")[5..]
+                .parse()
+                .expect("n")
+        })
+        .collect();
+    assert_eq!(ids, (0..INPUTS).collect::<Vec<_>>());
+}
+
+/// An input that fails with an error (a timer id already taken) among many
+/// good ones at once: it gets its error and writes nothing (its key stays
+/// free); every other input is written. The memory store has no unique
+/// timer ids, so this runs against the databases.
+async fn failing_input_among_many(store: Arc<dyn Store>) {
+    const GOOD: usize = 24;
+    let mut taken = input("owner", None, "owner-1", "owner");
+    taken.new_timers.push(TimerRow {
+        id: "taken-timer".into(),
+        conversation_id: "owner".into(),
+        kind: "lockout".into(),
+        due_at: Utc::now(),
+        payload: json!({}),
+    });
+    assert!(matches!(
+        store.commit(taken).await.expect("owner"),
+        CommitOutcome::Committed { .. }
+    ));
+    let mut bad = input("bad", None, "bad-1", "bad");
+    bad.new_timers.push(TimerRow {
+        id: "taken-timer".into(),
+        conversation_id: "bad".into(),
+        kind: "lockout".into(),
+        due_at: Utc::now(),
+        payload: json!({}),
+    });
+    let start = Arc::new(tokio::sync::Barrier::new(GOOD + 1));
+    let good: Vec<_> = (0..GOOD)
+        .map(|i| {
+            let (store, start) = (store.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store
+                    .commit(input(&format!("good-{i}"), None, "g-1", "good"))
+                    .await
+            })
+        })
+        .collect();
+    let failing = {
+        let (store, start) = (store.clone(), start.clone());
+        tokio::spawn(async move {
+            start.wait().await;
+            store.commit(bad).await
+        })
+    };
+    let error = failing
+        .await
+        .expect("task")
+        .expect_err("a timer id already taken fails the input");
+    assert!(
+        std::error::Error::source(&error).is_some(),
+        "the database's error is kept: {error:?}"
+    );
+    for (i, task) in good.into_iter().enumerate() {
+        let outcome = task.await.expect("task").expect("a good input is written");
+        assert!(
+            matches!(outcome, CommitOutcome::Committed { version: 1, .. }),
+            "good-{i}: {outcome:?}"
+        );
+        assert!(store
+            .load(&format!("good-{i}"))
+            .await
+            .expect("load")
+            .is_some());
+    }
+    assert_eq!(store.load("bad").await.expect("load"), None);
+    assert!(store
+        .transcript("bad")
+        .await
+        .expect("transcript")
+        .is_empty());
+    assert!(store
+        .pending_outbox("console", "bad", 10)
+        .await
+        .expect("outbox")
+        .is_empty());
+    assert!(matches!(
+        store
+            .commit(input("bad", None, "bad-1", "bad"))
+            .await
+            .expect("retried without the timer"),
+        CommitOutcome::Committed { version: 1, .. }
+    ));
+}
+
+/// Rows marked sent from many senders at once (one batch in the SQLite
+/// store) are all marked, and only those.
+async fn many_marked_sent_at_once(store: Arc<dyn Store>) {
+    const CONVERSATIONS: usize = 20;
+    let mut ids = Vec::new();
+    for c in 0..CONVERSATIONS {
+        let mut commit = input(&format!("sent-{c}"), None, "s-1", "one");
+        commit
+            .outbox
+            .push(("console".into(), json!({ "label": "two" })));
+        let CommitOutcome::Committed { outbox_ids, .. } =
+            store.commit(commit).await.expect("commit")
+        else {
+            panic!("expected committed");
+        };
+        ids.push(outbox_ids);
+    }
+    let at = Utc::now();
+    let marks = ids.iter().map(|rows| store.mark_sent(&rows[..1], at));
+    for marked in futures_util::future::join_all(marks).await {
+        marked.expect("mark sent");
+    }
+    for (c, rows) in ids.iter().enumerate() {
+        let pending: Vec<i64> = store
+            .pending_outbox("console", &format!("sent-{c}"), 10)
+            .await
+            .expect("outbox")
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(pending, rows[1..], "sent-{c}");
+    }
+}
+
 async fn race(
     store: &Arc<dyn Store>,
     racers: usize,
@@ -549,6 +821,14 @@ async fn memory_store_keeps_the_contract() {
     racing_commits(Arc::new(MemoryStore::new())).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_keeps_the_contract_under_concurrency() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    many_conversations_at_once(store.clone()).await;
+    writes_handed_over_in_order_apply_in_order(store.clone()).await;
+    many_marked_sent_at_once(store).await;
+}
+
 #[tokio::test]
 async fn sqlite_store_keeps_the_contract() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -558,6 +838,74 @@ async fn sqlite_store_keeps_the_contract() {
     let store: Arc<dyn Store> = Arc::new(store);
     contract(store.clone()).await;
     racing_commits(store).await;
+}
+
+/// Group commit: many inputs at once from many conversations, with
+/// duplicates, stale versions and an input that fails among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_keeps_the_contract_under_concurrency() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("concurrent.db"))
+        .await
+        .expect("open");
+    let store: Arc<dyn Store> = Arc::new(store);
+    many_conversations_at_once(store.clone()).await;
+    writes_handed_over_in_order_apply_in_order(store.clone()).await;
+    failing_input_among_many(store.clone()).await;
+    many_marked_sent_at_once(store).await;
+}
+
+/// What a commit reported as written is in the file after the store is
+/// dropped without being closed and opened again; a closed store refuses
+/// further writes and reads with an error, not a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_keeps_what_it_reported_after_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("reopen.db");
+    let store = Arc::new(SqliteStore::open(&path).await.expect("open"));
+    let commits = (0..30).map(|c| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let id = format!("kept-{c}");
+            let outcome = store
+                .commit(input(&id, None, "k-1", "kept"))
+                .await
+                .expect("commit");
+            (id, outcome)
+        })
+    });
+    let mut reported = Vec::new();
+    for task in commits.collect::<Vec<_>>() {
+        reported.push(task.await.expect("task"));
+    }
+    drop(store);
+    let reopened = SqliteStore::open(&path).await.expect("reopen");
+    for (id, outcome) in &reported {
+        let CommitOutcome::Committed {
+            version,
+            outbox_ids,
+        } = outcome
+        else {
+            panic!("{id}: expected committed, got {outcome:?}");
+        };
+        let loaded = reopened.load(id).await.expect("load").expect("kept");
+        assert_eq!(loaded.version, *version, "{id}");
+        let rows: Vec<i64> = reopened
+            .rows_after(id, 0, 10)
+            .await
+            .expect("rows")
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(&rows, outbox_ids, "{id}");
+    }
+    reopened.close().await;
+    let refused = reopened
+        .commit(input("late", None, "l-1", "late"))
+        .await
+        .expect_err("a closed store refuses writes");
+    assert!(refused.to_string().contains("closed"), "{refused}");
+    assert!(reopened.load("kept-0").await.is_err(), "and reads");
 }
 
 /// The URL of `MADOGUCHI_TEST_PG`; `None` (after saying why) when it is
@@ -665,7 +1013,10 @@ async fn postgres_store_keeps_the_contract() {
     let outcome = tokio::spawn(async move {
         contract(shared.clone()).await;
         racing_commits(shared.clone()).await;
-        failed_commit_writes_nothing(shared).await;
+        failed_commit_writes_nothing(shared.clone()).await;
+        many_conversations_at_once(shared.clone()).await;
+        failing_input_among_many(shared.clone()).await;
+        many_marked_sent_at_once(shared).await;
     })
     .await;
     store.close().await;

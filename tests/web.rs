@@ -440,3 +440,53 @@ async fn rows_after_reads_one_conversation_after_the_cursor() {
             .is_empty());
     }
 }
+
+/// A client that does not finish a request head within
+/// `web.handshake_timeout_seconds` is disconnected (no slowloris); an
+/// open chat socket, silent for just as long, is not.
+#[tokio::test]
+async fn a_slow_request_head_is_cut_off_but_an_open_socket_is_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = support::config();
+    config.web.handshake_timeout_seconds = 1;
+    let service = Service::start(
+        config,
+        &dir.path().join("web.db"),
+        Arc::new(SystemClock),
+        &[],
+    )
+    .await;
+    let mut page = open(&service.url, None, None).await.expect("open");
+    page.hello(0).await;
+    page.next_of("reply").await;
+
+    let address = service.url.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .expect("half a head");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(support::wait::TIMEOUT, slow.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection within the bound");
+    assert!(
+        read.is_err() || answer.is_empty(),
+        "closed without an answer: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "closed after the timeout, not before: {:?}",
+        started.elapsed()
+    );
+
+    // The chat socket, silent all that time, still answers.
+    page.send(json!({"type": "ping"})).await;
+    page.next_of("pong").await;
+    page.close().await;
+    service.stop().await;
+}

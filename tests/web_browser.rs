@@ -318,3 +318,195 @@ async fn the_page_works_in_a_real_browser() {
     service.stop().await;
     drop(driver);
 }
+
+/// `page`'s bot messages (their text) contain `needle`, within [`WAIT`].
+async fn shows(page: &Client, needle: &str) {
+    let script = format!(
+        "return Array.from(document.querySelectorAll('#log .msg.bot')).some(m => m.firstChild.textContent.includes({}));",
+        json!(needle)
+    );
+    eventually(page, &script, |v| v == &json!(true)).await;
+}
+
+/// Types `text` into the page's input and presses Enter.
+async fn type_and_send(page: &Client, text: &str) {
+    let input = page.find(Locator::Id("input")).await.expect("input");
+    input
+        .send_keys(&format!("{text}\u{E007}"))
+        .await
+        .expect("type");
+}
+
+/// Case A: the reminder that the lock is over reaches the page while it
+/// is open, without a reload. The service's timer loop fires it three
+/// hours later; here the desk is stepped to that time by the test (the
+/// clock injected into the firing), so nothing waits three hours.
+#[tokio::test]
+async fn the_case_a_reminder_appears_on_the_open_page() {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let service = Service::start(
+        support::config(),
+        &dir.path().join("web.db"),
+        Arc::new(SystemClock),
+        &[],
+    )
+    .await;
+    let page = browser(&driver).await;
+    page.goto(&format!("{}/chat", service.url))
+        .await
+        .expect("page");
+    for choice in ["start-locked", "a-count-many", "a-when-30m"] {
+        page.wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(&format!("button[data-choice='{choice}']")))
+            .await
+            .unwrap_or_else(|e| panic!("button {choice}: {e}"))
+            .click()
+            .await
+            .expect("press");
+    }
+    // The last press was answered: the page is waiting for the lock.
+    let count = concat!(messages_body!(), " return m.length;");
+    let before = eventually(&page, count, |v| v.as_u64().is_some_and(|n| n >= 4)).await;
+    let later = chrono::Utc::now() + chrono::Duration::hours(4);
+    let fired = service
+        .desk
+        .fire_due_timers(None, later)
+        .await
+        .expect("timers");
+    assert_eq!(fired.len(), 1, "the reminder was scheduled");
+    let reminder: Vec<String> = fired[0].replies().into_iter().map(|r| r.text).collect();
+    assert!(!reminder.is_empty());
+    for text in &reminder {
+        shows(&page, text).await;
+    }
+    let after = page.execute(count, vec![]).await.expect("count");
+    assert!(
+        after.as_u64() > before.as_u64(),
+        "{before} → {after}: shown as new messages"
+    );
+    page.close().await.expect("close");
+    service.stop().await;
+    drop(driver);
+}
+
+/// A page on another origin (another port of this machine) opens a
+/// WebSocket to the chat: the handshake is refused (the browser only sees
+/// the socket close without opening, code 1006). The same script from
+/// the chat's own page opens it, so the origin is what was refused.
+#[tokio::test]
+async fn a_page_on_a_foreign_origin_cannot_open_the_socket() {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let service = Service::start(
+        support::config(),
+        &dir.path().join("web.db"),
+        Arc::new(SystemClock),
+        &[],
+    )
+    .await;
+    // The foreign site: one plain page on another port.
+    let foreign = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let foreign_url = format!("http://{}/", foreign.local_addr().expect("addr"));
+    let site = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async {
+            axum::response::Html("<!doctype html><title>elsewhere</title><p>elsewhere</p>")
+        }),
+    );
+    let site = tokio::spawn(async move {
+        let _ = axum::serve(foreign, site).await;
+    });
+    let socket = format!("{}/chat/ws", service.url.replacen("http://", "ws://", 1));
+    let open_socket = r#"
+        const [url, done] = arguments;
+        const ws = new WebSocket(url);
+        ws.onopen = () => { done('open'); ws.close(); };
+        ws.onclose = (e) => done('closed ' + e.code);
+    "#;
+    let page = browser(&driver).await;
+    page.goto(&foreign_url).await.expect("foreign page");
+    let from_foreign = page
+        .execute_async(open_socket, vec![json!(socket)])
+        .await
+        .expect("script");
+    assert_eq!(from_foreign, json!("closed 1006"));
+    page.goto(&format!("{}/chat", service.url))
+        .await
+        .expect("chat page");
+    let from_own = page
+        .execute_async(open_socket, vec![json!(socket)])
+        .await
+        .expect("script");
+    assert_eq!(from_own, json!("open"));
+    page.close().await.expect("close");
+    site.abort();
+    service.stop().await;
+    drop(driver);
+}
+
+/// The person in the page, the agent in Discord (the fake Discord,
+/// `desk.agents = "discord"`): the handoff opens a staff thread, the
+/// agent's claim and text appear in the page (markup as text), and what
+/// the person types reaches the thread with the number masked.
+#[tokio::test]
+async fn handoff_to_an_agent_in_discord() {
+    use support::fake_discord::FakeDiscord;
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let service = Service::start(
+        fake.agents_config(support::config()),
+        &dir.path().join("web.db"),
+        Arc::new(SystemClock),
+        &[("MADOGUCHI_DISCORD_TOKEN", "test-token")],
+    )
+    .await;
+    fake.wait_ready().await;
+    let page = browser(&driver).await;
+    page.goto(&format!("{}/chat", service.url))
+        .await
+        .expect("page");
+    page.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("button[data-choice='start-locked']"))
+        .await
+        .expect("the greeting");
+    type_and_send(&page, "担当者と話したいです").await;
+    let (thread, _) = fake.new_staff_thread(&[]).await;
+
+    fake.agent_command(thread, "claim", json!([])).await;
+    shows(&page, FakeDiscord::AGENT_NAME).await;
+    let said = "<b>佐藤</b>です。<img src=x onerror=alert(1)>番号を教えてください";
+    fake.agent_says(thread, said).await;
+    shows(&page, said).await;
+    let markup = page
+        .execute(
+            "return document.querySelectorAll('#log b, #log img, #log script').length",
+            vec![],
+        )
+        .await
+        .expect("markup");
+    assert_eq!(markup, json!(0));
+    assert!(page.get_alert_text().await.is_err(), "an alert opened");
+
+    type_and_send(&page, "０９０ー１２３４ー５６７８ です").await;
+    let relayed = fake.posted_containing(thread, "****").await;
+    let relayed = relayed.body["content"].as_str().unwrap_or_default();
+    assert!(
+        !relayed.contains("1234") && !relayed.contains("１２３４"),
+        "{relayed}"
+    );
+    page.close().await.expect("close");
+    service.stop().await;
+    drop(driver);
+}

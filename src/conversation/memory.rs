@@ -3,7 +3,9 @@
 //! Same semantics as the SQLite store (duplicate keys, optimistic versions,
 //! atomic commits) behind one `std::sync::Mutex`: every operation is short
 //! and never awaits while holding it, so a blocking lock is the simple and
-//! correct choice.
+//! correct choice. No group commit here (the SQLite store's batching):
+//! there is nothing to flush, and a commit is a few map inserts done in
+//! the caller's own poll, so there is no hand-over to save either.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;

@@ -11,6 +11,29 @@
 //! the version moved: a conflict). A commit future dropped half-way rolls
 //! back when sqlx returns the connection to the pool.
 //!
+//! Several instances may share one database (issue 12):
+//!
+//! - **One input at a time per conversation, across instances**:
+//!   [`Store::hold_conversation`] takes `pg_advisory_xact_lock` on the
+//!   conversation in a transaction of its own, on a separate small pool
+//!   (so holders waiting for a lock never starve the connections that load
+//!   and commit). PostgreSQL grants waiters in the order they asked, and
+//!   releases the lock when the holder's connection dies. The optimistic
+//!   version check stays underneath as the last word.
+//! - **A redelivered first message opens nothing**: a commit that creates
+//!   a conversation at an address takes an advisory lock on the address
+//!   and answers `Duplicate` when its inbound key was already handled by a
+//!   conversation at that address (two instances receiving the same first
+//!   activity).
+//! - **Outbox leases**: a sender claims a conversation's unsent rows
+//!   (`claimed_by`, `lease_until`) with `FOR UPDATE SKIP LOCKED`, under a
+//!   `pg_try_advisory_xact_lock` on (channel, conversation) so two claims
+//!   never split one conversation's rows; it renews the lease while it
+//!   works, and a dead holder's rows are claimable once the lease ran out.
+//! - **Timers fire once**: firing is a commit with the inbound key
+//!   `timer:<id>`, so the second instance to fire a timer gets `Duplicate`
+//!   in the same transaction that would have written its effects.
+//!
 //! Times are `timestamptz`. The engine state and the outbox and timer
 //! payloads are kept as the JSON text the desk wrote (`text` columns), as in
 //! SQLite: the store treats them as opaque, and `jsonb` would reorder keys
@@ -88,7 +111,20 @@ pub fn redact_url(url: &str) -> String {
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Connections that only hold advisory locks for conversations being
+    /// worked on ([`Store::hold_conversation`]); apart from `pool` so a
+    /// holder never waits for a connection that another holder keeps.
+    holds: PgPool,
 }
+
+/// Connections for conversation holds: inputs worked on at once by this
+/// instance (more wait for a connection, in order).
+const HOLD_CONNECTIONS: u32 = 16;
+
+/// How often senders look for rows other instances left (their commits
+/// wake nobody here); also bounds how late a dead holder's rows are seen
+/// once its lease ran out.
+const SHARED_POLL: Duration = Duration::from_secs(1);
 
 /// Wraps a sqlx error with what the store was doing.
 fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -147,11 +183,16 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::database("applying PostgreSQL migrations", e))?;
-        Ok(PostgresStore { pool })
+        let holds = PgPoolOptions::new()
+            .max_connections(HOLD_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with((*pool.connect_options()).clone());
+        Ok(PostgresStore { pool, holds })
     }
 
     /// Closes the pool (waits for connections in use to come back).
     pub async fn close(&self) {
+        self.holds.close().await;
         self.pool.close().await;
     }
 
@@ -529,6 +570,181 @@ impl Store for PostgresStore {
             .map_err(db("mark failed"))?;
         Ok(())
     }
+
+    async fn hold_conversation(&self, conversation: &str) -> StoreResult<ConversationHold> {
+        let mut tx = self
+            .holds
+            .begin()
+            .await
+            .map_err(db("holding a conversation across instances"))?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('conversation:' || $1, 0))")
+            .bind(conversation)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("holding a conversation across instances"))?;
+        // Dropping the transaction rolls it back (when sqlx returns the
+        // connection to the pool), which releases the lock.
+        Ok(ConversationHold::new(tx))
+    }
+
+    fn shared_poll_interval(&self) -> Option<Duration> {
+        Some(SHARED_POLL)
+    }
+
+    async fn claimable_conversations(
+        &self,
+        channel: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT conversation_id FROM outbox WHERE channel = $1 AND sent_at IS NULL
+             GROUP BY conversation_id
+             HAVING NOT bool_or(claimed_by IS NOT NULL AND claimed_by <> $2 AND lease_until > $3)
+             ORDER BY MIN(id) LIMIT $4",
+        )
+        .bind(channel)
+        .bind(holder)
+        .bind(now)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing conversations with messages to claim"))
+    }
+
+    async fn claim_outbox(
+        &self,
+        channel: &str,
+        conversation: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        let context = "claiming outbox rows";
+        let mut tx = self.pool.begin().await.map_err(db(context))?;
+        // Another sender claiming this conversation right now: leave it to
+        // that one (the advisory "skip locked").
+        let ours: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended('outbox:' || $1 || ':' || $2, 0))",
+        )
+        .bind(channel)
+        .bind(conversation)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db(context))?;
+        if !ours {
+            tx.rollback().await.map_err(db(context))?;
+            return Ok(Vec::new());
+        }
+        let held_elsewhere: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE channel = $1 AND conversation_id = $2
+               AND sent_at IS NULL AND claimed_by <> $3 AND lease_until > $4)",
+        )
+        .bind(channel)
+        .bind(conversation)
+        .bind(holder)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db(context))?;
+        if held_elsewhere {
+            tx.rollback().await.map_err(db(context))?;
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "UPDATE outbox SET claimed_by = $3, lease_until = $4
+             WHERE id IN (SELECT id FROM outbox
+                          WHERE channel = $1 AND conversation_id = $2 AND sent_at IS NULL
+                          ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)
+             RETURNING *",
+        )
+        .bind(channel)
+        .bind(conversation)
+        .bind(holder)
+        .bind(lease_until)
+        .bind(limit.max(0))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db(context))?;
+        tx.commit().await.map_err(db(context))?;
+        let mut claimed = rows
+            .iter()
+            .map(outbox_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        claimed.sort_by_key(|row| row.id);
+        Ok(claimed)
+    }
+
+    async fn renew_outbox_lease(
+        &self,
+        channel: &str,
+        conversation: &str,
+        holder: &str,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET lease_until = $4 WHERE channel = $1 AND conversation_id = $2
+             AND claimed_by = $3 AND sent_at IS NULL",
+        )
+        .bind(channel)
+        .bind(conversation)
+        .bind(holder)
+        .bind(lease_until)
+        .execute(&self.pool)
+        .await
+        .map_err(db("renewing an outbox lease"))?;
+        Ok(())
+    }
+
+    async fn release_outbox_lease(
+        &self,
+        channel: &str,
+        conversation: &str,
+        holder: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET claimed_by = NULL, lease_until = NULL
+             WHERE channel = $1 AND conversation_id = $2 AND claimed_by = $3 AND sent_at IS NULL",
+        )
+        .bind(channel)
+        .bind(conversation)
+        .bind(holder)
+        .execute(&self.pool)
+        .await
+        .map_err(db("releasing an outbox lease"))?;
+        Ok(())
+    }
+
+    async fn mark_sent_with_receipt(
+        &self,
+        id: i64,
+        platform_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET sent_at = $1, platform_message_id = COALESCE($2, platform_message_id)
+             WHERE id = $3",
+        )
+        .bind(at)
+        .bind(platform_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db("marking a message sent"))?;
+        Ok(())
+    }
+
+    async fn platform_id(&self, id: i64) -> StoreResult<Option<String>> {
+        let platform_id: Option<Option<String>> =
+            sqlx::query_scalar("SELECT platform_message_id FROM outbox WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db("reading a message's platform id"))?;
+        Ok(platform_id.flatten())
+    }
 }
 
 fn outbox_from_row(row: &PgRow) -> StoreResult<OutboxMessage> {
@@ -577,6 +793,37 @@ fn timer_from_row(row: &PgRow) -> StoreResult<TimerRow> {
 async fn write_commit(conn: &mut sqlx::PgConnection, commit: Commit) -> StoreResult<CommitOutcome> {
     let record = &commit.conversation;
     let now = record.updated_at;
+    if let (None, Some(key), Some(address)) = (
+        commit.expected_version,
+        &commit.inbound_key,
+        &record.address,
+    ) {
+        // A first message opens a conversation under a fresh id, so the
+        // per-conversation key check below cannot see that another instance
+        // already opened one for the same message: look at the address.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('address:' || $1 || ':' || $2, 0))",
+        )
+        .bind(&record.channel)
+        .bind(address)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("writing a commit"))?;
+        let seen: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM inbound_seen s JOIN conversations c
+               ON c.id = s.conversation_id
+             WHERE s.inbound_key = $3 AND c.channel = $1 AND c.address = $2)",
+        )
+        .bind(&record.channel)
+        .bind(address)
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db("writing a commit"))?;
+        if seen {
+            return Ok(CommitOutcome::Duplicate);
+        }
+    }
     if let Some(key) = &commit.inbound_key {
         let inserted = sqlx::query(
             "INSERT INTO inbound_seen (conversation_id, inbound_key, seen_at) VALUES ($1, $2, $3)

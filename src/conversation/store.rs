@@ -206,6 +206,39 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A conversation held for one input against every process sharing the
+/// store ([`Store::hold_conversation`]); released when dropped. Opaque:
+/// PostgreSQL keeps a transaction holding an advisory lock in it, a store
+/// only this process writes keeps nothing.
+#[must_use = "the conversation is held only while the hold lives"]
+pub struct ConversationHold {
+    _held: Option<Box<dyn Send>>,
+}
+
+impl ConversationHold {
+    /// Holds nothing (one process: the desk's own lock is enough).
+    pub fn none() -> ConversationHold {
+        ConversationHold { _held: None }
+    }
+
+    /// Holds whatever `held` keeps locked until it is dropped.
+    pub fn new(held: impl Send + 'static) -> ConversationHold {
+        ConversationHold {
+            _held: Some(Box::new(held)),
+        }
+    }
+}
+
+impl std::fmt::Debug for ConversationHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self._held.is_some() {
+            "ConversationHold(held)"
+        } else {
+            "ConversationHold(none)"
+        })
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn load(&self, id: &str) -> StoreResult<Option<ConversationRecord>>;
@@ -334,4 +367,96 @@ pub trait Store: Send + Sync {
 
     /// Gives up on an outbox row (marks it done, with the reason).
     async fn mark_failed(&self, id: i64, reason: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
+    // ----- several processes on one store (issue 12) -------------------
+    //
+    // The defaults keep the behaviour of a store only this process writes
+    // (memory, SQLite): the desk's own lock serialises a conversation, and
+    // the sender's one worker per conversation is the outbox claim.
+
+    /// Holds `conversation` for one input against every other process
+    /// sharing the store, waiting in arrival order for a holder to finish
+    /// (the desk takes it after its own per-conversation lock). A holder
+    /// that dies releases it. Default: holds nothing.
+    async fn hold_conversation(&self, _conversation: &str) -> StoreResult<ConversationHold> {
+        Ok(ConversationHold::none())
+    }
+
+    /// How often a sender (and anything else waiting for work) should look
+    /// for work that other processes left, since their commits wake nobody
+    /// here. `None`: only this process writes the store.
+    fn shared_poll_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Conversations with unsent rows on `channel` that `holder` may claim
+    /// at `now` (none of their unsent rows is leased by another holder
+    /// whose lease still runs), the one waiting longest first. Default:
+    /// [`Store::pending_conversations`].
+    async fn claimable_conversations(
+        &self,
+        channel: &str,
+        _holder: &str,
+        _now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        self.pending_conversations(channel, limit).await
+    }
+
+    /// Claims the first `limit` unsent rows of `conversation` on `channel`
+    /// for `holder` until `lease_until`, in id order; empty when another
+    /// holder's lease on any of its unsent rows still runs at `now` (rows
+    /// of one conversation go out in order, so one holder at a time). A
+    /// holder that dies stops renewing; its rows are claimable again when
+    /// the lease ends. Default: [`Store::pending_outbox`].
+    async fn claim_outbox(
+        &self,
+        channel: &str,
+        conversation: &str,
+        _holder: &str,
+        _now: DateTime<Utc>,
+        _lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        self.pending_outbox(channel, conversation, limit).await
+    }
+
+    /// Extends `holder`'s lease on the unsent rows of `conversation`.
+    async fn renew_outbox_lease(
+        &self,
+        _channel: &str,
+        _conversation: &str,
+        _holder: &str,
+        _lease_until: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Ends `holder`'s lease on the unsent rows of `conversation` (a
+    /// sender that stops working on them), so another may claim them now.
+    async fn release_outbox_lease(
+        &self,
+        _channel: &str,
+        _conversation: &str,
+        _holder: &str,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// [`Store::mark_sent`] for one row, recording the platform's id(s) of
+    /// what was posted when the channel gave them. Default: the id is not
+    /// kept.
+    async fn mark_sent_with_receipt(
+        &self,
+        id: i64,
+        _platform_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.mark_sent(&[id], at).await
+    }
+
+    /// The platform's id(s) recorded for a sent row, if any.
+    async fn platform_id(&self, _id: i64) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
 }

@@ -157,10 +157,15 @@ struct ConversationGuard {
     conversation: String,
     lock: Arc<tokio::sync::Mutex<()>>,
     guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The same conversation held against other processes sharing the
+    /// store (PostgreSQL); `None` when the store could not take it (the
+    /// version check still refuses a concurrent writer).
+    hold: Option<ConversationHold>,
 }
 
 impl Drop for ConversationGuard {
     fn drop(&mut self) {
+        self.hold.take();
         self.guard.take();
         let mut locks = self
             .desk
@@ -806,11 +811,19 @@ impl Desk {
                 .clone()
         };
         let guard = lock.clone().lock_owned().await;
+        let hold = match self.inner.store.hold_conversation(conversation).await {
+            Ok(hold) => Some(hold),
+            Err(e) => {
+                tracing::warn!(conversation, error = %e, "cannot hold the conversation against other instances; relying on the version check");
+                None
+            }
+        };
         ConversationGuard {
             desk: self.clone(),
             conversation: conversation.to_string(),
             lock,
             guard: Some(guard),
+            hold,
         }
     }
 

@@ -15,6 +15,99 @@ use crate::i18n::Catalog;
 /// Actions a `say` node may name.
 pub const ACTIONS: &[&str] = &["lockout_advice"];
 
+/// The slot each action fills.
+const ACTION_SLOTS: &[(&str, &str)] = &[("lockout_advice", "lockout")];
+
+/// Slots the engine fills on its own (cases looked at, the last ticket);
+/// messages may read them, a flow may not `count` or `keep` them.
+const ENGINE_SLOTS: &[&str] = &["checked", "last_ticket", "handoff_reason"];
+
+/// Every slot something in `flow` fills: a collect node's `slot`, a
+/// choice's `set`, a node's `count`, an action, the engine.
+pub fn filled_slots(flow: &Flow) -> BTreeSet<&str> {
+    let mut slots: BTreeSet<&str> = ENGINE_SLOTS.iter().copied().collect();
+    for node in flow.nodes.values() {
+        slots.extend(node.slot.as_deref());
+        slots.extend(node.count.iter().map(String::as_str));
+        for choice in &node.choices {
+            slots.extend(choice.set.keys().map(String::as_str));
+        }
+        if let Some(action) = node.action.as_deref() {
+            slots.extend(
+                ACTION_SLOTS
+                    .iter()
+                    .filter(|(name, _)| *name == action)
+                    .map(|(_, slot)| *slot),
+            );
+        }
+    }
+    slots
+}
+
+/// Whether `name` can name a slot: not empty, no dot (a dot reads inside
+/// a slot) and no white space.
+fn plain_slot_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('.') && !name.chars().any(char::is_whitespace)
+}
+
+/// Problems with the slots a flow sets, counts, keeps and reads in
+/// message arguments.
+fn check_slots(flow: &Flow, file: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut filled = filled_slots(flow);
+    // A misspelled action is reported once, as such: the slots an action
+    // would fill do not also show up as unset.
+    if flow
+        .nodes
+        .values()
+        .any(|n| n.action.as_deref().is_some_and(|a| !ACTIONS.contains(&a)))
+    {
+        filled.extend(ACTION_SLOTS.iter().map(|(_, slot)| *slot));
+    }
+    for slot in &flow.flow.keep {
+        if !plain_slot_name(slot) || ENGINE_SLOTS.contains(&slot.as_str()) {
+            problems.push(format!(
+                "{file}: [flow] keep names \"{slot}\", which is not a slot the flow may keep (a plain name without dots, not one of {})",
+                ENGINE_SLOTS.join(", ")
+            ));
+        } else if !filled.contains(slot.as_str()) {
+            problems.push(format!(
+                "{file}: [flow] keep names slot \"{slot}\" that nothing in the flow sets (a collect node's slot, a choice's set or a node's count)"
+            ));
+        }
+    }
+    for (node_id, node) in &flow.nodes {
+        for slot in &node.count {
+            if !plain_slot_name(slot) || ENGINE_SLOTS.contains(&slot.as_str()) {
+                problems.push(format!(
+                    "{file}: node \"{node_id}\" counts \"{slot}\", which is not a slot the flow may count (a plain name without dots, not one of {})",
+                    ENGINE_SLOTS.join(", ")
+                ));
+            }
+        }
+        for choice in &node.choices {
+            for slot in choice.set.keys().filter(|s| !plain_slot_name(s)) {
+                problems.push(format!(
+                    "{file}: node \"{node_id}\" choice \"{}\" sets \"{slot}\", which is not a slot name (a plain name without dots)",
+                    choice.id
+                ));
+            }
+        }
+        for message in node.say.iter().chain(node.prompt.iter()) {
+            for (name, path) in message.args().into_iter().flatten() {
+                let slot = path.split('.').next().unwrap_or_default();
+                if !filled.contains(slot) {
+                    problems.push(format!(
+                        "{file}: node \"{node_id}\" message \"{}\" argument ${name} reads slot \"{slot}\" that nothing in the flow sets (a collect node's slot, a choice's set, a node's count or an action)",
+                        message.id()
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// Checks one flow's structure. Each problem is one line.
 pub fn check_flow(flow: &Flow) -> Vec<String> {
     let file = flow.source.display().to_string();
@@ -195,6 +288,8 @@ pub fn check_flow(flow: &Flow) -> Vec<String> {
         }
     }
 
+    problems.extend(check_slots(flow, &file));
+
     // Unreachable: not reachable from the start, an intent or a global node.
     let mut roots: Vec<&str> = vec![&header.start, &header.handoff, &header.solved];
     roots.extend(header.restart.as_deref());
@@ -364,4 +459,111 @@ fn join(names: &[&String]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// A small valid flow: one yes/no question that sets a slot, a node
+    /// that counts rounds and says the count and the answer.
+    const COUNTING: &str = r#"
+[flow]
+id = "counting"
+start = "question"
+handoff = "handoff"
+solved = "done"
+keep = ["rounds"]
+
+[flow.messages]
+empty_input = "m"
+too_long = "m"
+not_understood = "m"
+stale_choice = "m"
+clarify = "m"
+clarify_none = "m"
+session_expired = "m"
+queued_ack = "m"
+closed_reopen = "m"
+timer_reminder = "m"
+offer_human = "m"
+
+[nodes.question]
+kind = "ask"
+say = ["question"]
+choices = [
+  { id = "yes", label = "yes", goto = "result", set = { answer = "yes" } },
+  { id = "no", label = "no", goto = "result", set = { answer = "no" } },
+  { id = "stop", label = "stop", goto = "done" },
+]
+
+[nodes.result]
+kind = "ask"
+count = ["rounds"]
+say = [{ id = "result", args = { n = "rounds", answer = "answer" } }]
+choices = [{ id = "again", label = "again", goto = "question" }]
+
+[nodes.done]
+kind = "end"
+
+[nodes.handoff]
+kind = "handoff"
+"#;
+
+    fn problems(text: &str) -> Vec<String> {
+        let flow = Flow::from_toml(text, Path::new("flows/counting.toml")).expect("parses");
+        check_flow(&flow)
+    }
+
+    #[test]
+    fn counting_setting_and_keeping_slots_pass() {
+        assert_eq!(problems(COUNTING), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_message_argument_must_read_a_slot_the_flow_sets() {
+        let text = COUNTING.replace("answer = \"answer\"", "answer = \"answr.word\"");
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains(
+                "node \"result\" message \"result\" argument $answer reads slot \"answr\""
+            ),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn counted_set_and_kept_slots_must_be_plain_flow_slots() {
+        let text = COUNTING
+            .replace(
+                "count = [\"rounds\"]",
+                "count = [\"rounds\", \"checked\", \"a.b\"]",
+            )
+            .replace(
+                "set = { answer = \"no\" }",
+                "set = { \"x.y\" = \"no\", answer = \"no\" }",
+            )
+            .replace("keep = [\"rounds\"]", "keep = [\"rounds\", \"nothing\"]");
+        let found = problems(&text);
+        let expected = [
+            "node \"result\" counts \"checked\"",
+            "node \"result\" counts \"a.b\"",
+            "choice \"no\" sets \"x.y\"",
+            "[flow] keep names slot \"nothing\" that nothing in the flow sets",
+        ];
+        for line in expected {
+            assert!(found.iter().any(|p| p.contains(line)), "{line}: {found:?}");
+        }
+        assert_eq!(found.len(), expected.len(), "{found:?}");
+    }
+
+    #[test]
+    fn the_repository_flow_reads_only_slots_it_sets() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let flow = Flow::load(&root.join("flows/mfa-phone.toml")).expect("loads");
+        assert_eq!(check_slots(&flow, "mfa-phone"), Vec::<String>::new());
+    }
 }

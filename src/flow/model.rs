@@ -68,6 +68,12 @@ pub struct FlowHeader {
     /// The intent that undoes the last answer ("ひとつ戻る", "back").
     #[serde(default)]
     pub back_intent: Option<String>,
+    /// Slots that outlive a new start of the conversation ("start over",
+    /// an expired session, a message after it was closed): for example a
+    /// counter of finished rounds kept per conversation (`count` on a
+    /// node). Everything else starts afresh.
+    #[serde(default)]
+    pub keep: Vec<String>,
     /// Messages used by the engine itself (not tied to a node).
     pub messages: EngineMessages,
 }
@@ -269,6 +275,11 @@ pub struct Node {
     /// (default true for `ask` nodes).
     #[serde(default)]
     pub case_jumps: Option<bool>,
+    /// Slots counted up by one each time the conversation enters this
+    /// node (a missing slot counts from 0), before its messages are said,
+    /// so they can show the new count (`args = { n = "rounds" }`).
+    #[serde(default)]
+    pub count: Vec<String>,
 }
 
 /// A reference to a Fluent message, with arguments taken from slots.
@@ -319,7 +330,10 @@ pub struct Choice {
     /// For `collect` nodes: the slot value a press stores, validated like text.
     #[serde(default)]
     pub value: Option<String>,
-    /// Slot to set to `true` when chosen (for example `csat_helpful`).
+    /// Slots set when chosen, each to the value given (for example
+    /// `set = { csat_helpful = true }` or `set = { q1 = "yes" }`); messages
+    /// read them as arguments (`args = { answer = "q1" }`), and a Fluent
+    /// selector can turn a stored word into the locale's text.
     #[serde(default)]
     pub set: BTreeMap<String, toml::Value>,
 }

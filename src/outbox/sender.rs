@@ -23,6 +23,17 @@
 //!
 //! The sender wakes on every commit that wrote rows (a watch channel, so no
 //! wake-up is lost) and, when told to stop, returns once nothing is pending.
+//!
+//! Several instances on one store (PostgreSQL): a worker *claims* its
+//! conversation's rows with a lease ([`Store::claim_outbox`]) under the
+//! sender's own holder id, renews the lease every third of it while it
+//! works, and releases it when it stops early; rows of one conversation
+//! have one holder at a time, so they stay in order, and a dead instance's
+//! rows are claimed by another once the lease ran out. Since other
+//! instances' commits wake nobody here, the sender also looks every
+//! [`Store::shared_poll_interval`]; and when told to stop it makes one last
+//! pass over what it can claim instead of helping the others forever. On a
+//! store only this process writes the claim is the plain pending read.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -44,6 +55,16 @@ pub trait Deliver: Send + Sync + 'static {
     fn channel(&self) -> &str;
 
     async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError>;
+
+    /// [`Deliver::deliver`], returning the platform's id(s) of what it
+    /// posted (space-separated when a row became several messages), which
+    /// the sender records on the row. Default: no id is reported.
+    async fn deliver_with_receipt(
+        &self,
+        item: &OutboxItem,
+    ) -> Result<Option<String>, DeliveryError> {
+        self.deliver(item).await.map(|()| None)
+    }
 }
 
 /// Why a row was not delivered.
@@ -92,7 +113,14 @@ pub struct SenderSettings {
     pub max_attempts: u32,
     /// Deliveries running at once, across conversations.
     pub max_in_flight: usize,
+    /// How long a claim on a conversation's rows lasts without renewal
+    /// (renewed every third of it while the worker lives): how long a dead
+    /// instance's rows wait before another instance sends them.
+    pub lease: Duration,
 }
+
+/// The default [`SenderSettings::lease`].
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 
 impl Default for SenderSettings {
     fn default() -> Self {
@@ -101,6 +129,7 @@ impl Default for SenderSettings {
             max_delay: Duration::from_secs(300),
             max_attempts: 8,
             max_in_flight: 32,
+            lease: DEFAULT_LEASE,
         }
     }
 }
@@ -119,6 +148,7 @@ impl SenderSettings {
             max_delay,
             max_attempts: max_attempts.max(1),
             max_in_flight: max_in_flight.max(1),
+            lease: DEFAULT_LEASE,
         }
     }
 }
@@ -155,6 +185,8 @@ struct Shared {
     outage: std::sync::atomic::AtomicU32,
     /// Turns true when the sender is told to stop.
     stopping: watch::Receiver<bool>,
+    /// Who this sender is in outbox leases (unique per run).
+    holder: String,
 }
 
 /// Delivers the channel's rows until `shutdown` turns true and nothing is
@@ -168,7 +200,14 @@ pub async fn run(
 ) {
     let channel = deliver.channel().to_string();
     let mut committed = queue.committed.clone();
+    let poll = queue.store.shared_poll_interval();
+    let holder = format!(
+        "{channel}:{}:{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
     let shared = Arc::new(Shared {
+        holder,
         permits: Semaphore::new(settings.max_in_flight.max(1)),
         queue,
         deliver,
@@ -181,16 +220,24 @@ pub async fn run(
     let (done_sender, mut done) = mpsc::unbounded_channel::<String>();
     let mut active: HashSet<String> = HashSet::new();
     let mut stop_dropped = false;
+    // Shared store: scans made since the sender was told to stop.
+    let mut stopping_scans = 0u32;
     loop {
         let stopping = stop_dropped || *shutdown.borrow();
         // Stopping during an outage: nothing can go out, so no new worker;
-        // the rows stay pending for the next start.
-        let scan = !(stopping && shared.in_outage());
+        // the rows stay pending for the next start. On a shared store, one
+        // last scan: other instances deliver what they commit.
+        let outage_stop = stopping && shared.in_outage();
+        let final_pass_done = stopping && poll.is_some() && stopping_scans > 0;
+        let scan = !outage_stop && !final_pass_done;
+        if stopping && scan {
+            stopping_scans += 1;
+        }
         let pending = if scan {
             shared
                 .queue
                 .store
-                .pending_conversations(&channel, SCAN_LIMIT)
+                .claimable_conversations(&channel, &shared.holder, shared.clock.now(), SCAN_LIMIT)
                 .await
         } else {
             Ok(Vec::new())
@@ -205,7 +252,7 @@ pub async fn run(
             }
             Err(e) => tracing::error!(channel, error = %e, "sender: cannot read the outbox"),
         }
-        if stopping && active.is_empty() && !scan {
+        if stopping && active.is_empty() && outage_stop {
             tracing::warn!(
                 channel,
                 "sender: stopping during an outage; unsent messages stay queued for the next start"
@@ -224,6 +271,7 @@ pub async fn run(
             changed = shutdown.changed(), if !stopping => {
                 stop_dropped = changed.is_err();
             }
+            _ = tokio::time::sleep(poll.unwrap_or_default()), if poll.is_some() && !stopping => {}
         }
     }
 }
@@ -231,11 +279,19 @@ pub async fn run(
 /// Delivers one conversation's pending rows in order, then reports back.
 async fn worker(shared: Arc<Shared>, conversation: String, done: mpsc::UnboundedSender<String>) {
     let channel = shared.deliver.channel().to_string();
+    let store = &shared.queue.store;
+    let mut go_on = true;
     loop {
-        let rows = match shared
-            .queue
-            .store
-            .pending_outbox(&channel, &conversation, BATCH)
+        let now = shared.clock.now();
+        let rows = match store
+            .claim_outbox(
+                &channel,
+                &conversation,
+                &shared.holder,
+                now,
+                now + shared.lease(),
+                BATCH,
+            )
             .await
         {
             Ok(rows) => rows,
@@ -248,21 +304,63 @@ async fn worker(shared: Arc<Shared>, conversation: String, done: mpsc::Unbounded
             }
         };
         let full_batch = rows.len() as i64 == BATCH;
-        let mut go_on = true;
-        for row in rows {
-            if !deliver_with_retry(&shared, row).await {
-                go_on = false;
-                break;
-            }
-        }
+        go_on = deliver_renewing_lease(&shared, &channel, &conversation, rows).await;
         // A short batch was everything pending when read; rows committed
         // since then wake the dispatcher, which starts a worker again.
         if !full_batch || !go_on {
             break;
         }
     }
+    if !go_on {
+        // Stopping during an outage: let another instance take them now.
+        if let Err(e) = store
+            .release_outbox_lease(&channel, &conversation, &shared.holder)
+            .await
+        {
+            tracing::warn!(channel, conversation = %conversation, error = %e, "sender: could not release the outbox lease (it runs out by itself)");
+        }
+    }
     // The dispatcher is gone only when the sender stopped.
     let _ignored = done.send(conversation);
+}
+
+/// Delivers claimed rows in order, renewing the lease on them every third
+/// of it meanwhile. False: the channel is out and the sender stops.
+async fn deliver_renewing_lease(
+    shared: &Shared,
+    channel: &str,
+    conversation: &str,
+    rows: Vec<OutboxMessage>,
+) -> bool {
+    if rows.is_empty() {
+        return true;
+    }
+    let deliveries = async {
+        for row in rows {
+            if !deliver_with_retry(shared, row).await {
+                return false;
+            }
+        }
+        true
+    };
+    tokio::pin!(deliveries);
+    let every = (shared.settings.lease / 3).max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            go_on = &mut deliveries => return go_on,
+            _ = tokio::time::sleep(every) => {
+                let until = shared.clock.now() + shared.lease();
+                if let Err(e) = shared
+                    .queue
+                    .store
+                    .renew_outbox_lease(channel, conversation, &shared.holder, until)
+                    .await
+                {
+                    tracing::warn!(channel, conversation = %conversation, error = %e, "sender: could not renew the outbox lease (another instance may send these rows too)");
+                }
+            }
+        }
+    }
 }
 
 /// Delivers one row (or gives up on it). False: the channel is out and
@@ -294,18 +392,18 @@ async fn deliver_with_retry(shared: &Shared, message: OutboxMessage) -> bool {
         shared.wait_while_paused().await;
         let result = {
             let _permit = shared.permits.acquire().await;
-            shared.deliver.deliver(&item).await
+            shared.deliver.deliver_with_receipt(&item).await
         };
         let last = attempt >= shared.settings.max_attempts;
         if !matches!(result, Err(DeliveryError::Outage { .. })) {
             shared.outage.store(0, std::sync::atomic::Ordering::Relaxed);
         }
         match result {
-            Ok(()) => {
+            Ok(platform_id) => {
                 if let Err(e) = shared
                     .queue
                     .store
-                    .mark_sent(&[item.id], shared.clock.now())
+                    .mark_sent_with_receipt(item.id, platform_id.as_deref(), shared.clock.now())
                     .await
                 {
                     tracing::error!(channel, row = item.id, conversation = %item.conversation_id, error = %e, "sender: delivered but could not mark the row sent (it may be sent again)");
@@ -384,6 +482,11 @@ impl Shared {
         let full =
             self.settings.retry_base * 2u32.saturating_pow(attempt.saturating_sub(1)).min(64);
         full / 2 + jitter(full / 2)
+    }
+
+    /// The lease as a chrono duration (for times written to the store).
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::seconds(10))
     }
 
     fn in_outage(&self) -> bool {
@@ -517,6 +620,7 @@ mod tests {
                 max_delay: Duration::from_secs(600),
                 max_attempts: 5,
                 max_in_flight: 4,
+                lease: DEFAULT_LEASE,
             },
             Arc::new(ManualClock::new(at)),
             stopping,
@@ -580,6 +684,7 @@ mod tests {
                 max_delay: Duration::from_secs(600),
                 max_attempts: 3,
                 max_in_flight: 4,
+                lease: DEFAULT_LEASE,
             },
             Arc::new(ManualClock::new(at)),
             stopping,

@@ -412,6 +412,24 @@ impl FakeDiscord {
         lock(&self.inner.world).messages.get(&id).cloned()
     }
 
+    /// The fake's copy of the last message the bot posted in `channel` with
+    /// exactly `content`, in its gateway form (what a client that missed
+    /// the echo — posted before its session was ready — would fetch).
+    pub fn stored_bot_message(&self, channel: u64, content: &str) -> Option<Value> {
+        let mut world = lock(&self.inner.world);
+        let found = world
+            .messages
+            .values()
+            .filter(|m| {
+                m["channel_id"] == id_str(channel)
+                    && m["author"]["id"] == id_str(FakeDiscord::BOT_ID)
+                    && m["content"] == content
+            })
+            .max_by_key(|m| snowflake(&m["id"]).unwrap_or(0))
+            .cloned()?;
+        Some(gateway_message(&mut world, &found))
+    }
+
     /// The fake's current copy of a channel.
     pub fn channel(&self, id: u64) -> Option<Value> {
         lock(&self.inner.world).channels.get(&id).cloned()
@@ -566,6 +584,114 @@ impl FakeDiscord {
                 .send(Out::Close(4000, "fake discord dropped the session"));
         }
     }
+}
+
+/// An agent of the guild, for tests where the person is elsewhere (the
+/// web chat) and the agent works in the Discord staff channel.
+impl FakeDiscord {
+    /// The staff channel of those tests, and the agent role.
+    pub const STAFF_CHANNEL: u64 = 1_200_000_000_000_000_009;
+    pub const AGENT_ROLE: u64 = 1_200_000_000_000_000_010;
+    pub const AGENT: u64 = 1_200_000_000_000_000_011;
+    pub const AGENT_NAME: &'static str = "佐藤";
+
+    /// `config` with Discord on against this fake as the desk's agents'
+    /// side: staff channel, agent role, quick retries. The service needs
+    /// `MADOGUCHI_DISCORD_TOKEN` in its environment.
+    pub fn agents_config(
+        &self,
+        mut config: madoguchi::config::Config,
+    ) -> madoguchi::config::Config {
+        config.discord.api_proxy = self.proxy_url();
+        config.discord.staff_channel_id = Self::STAFF_CHANNEL;
+        config.discord.agent_role_id = Self::AGENT_ROLE;
+        config.discord.retry_base_ms = 20;
+        config.discord.max_attempts = 3;
+        config.desk.agents = "discord".into();
+        config
+    }
+
+    /// A staff thread the bot opened (other than `known` ones), once
+    /// something (the summary) is posted there: its id and that message.
+    pub async fn new_staff_thread(&self, known: &[u64]) -> (u64, Recorded) {
+        let parent = Self::STAFF_CHANNEL.to_string();
+        let summary = self
+            .wait_for("a summary in a new staff thread", |r| {
+                r.method == "POST"
+                    && r.path.ends_with("/messages")
+                    && r.accepted()
+                    && thread_of(r).is_some_and(|thread| {
+                        !known.contains(&thread)
+                            && self.channel(thread).is_some_and(|c| {
+                                c["type"] == PUBLIC_THREAD && c["parent_id"] == parent.as_str()
+                            })
+                    })
+            })
+            .await;
+        (thread_of(&summary).expect("a channel id"), summary)
+    }
+
+    /// The agent (with the agent role) runs slash command `name` in
+    /// `channel`; returns the bot's first response to it.
+    pub async fn agent_command(&self, channel: u64, name: &str, options: Value) -> Recorded {
+        let id = self.next_id();
+        let token = format!("tok-{id}");
+        self.dispatch(
+            "INTERACTION_CREATE",
+            command_interaction(
+                id,
+                &token,
+                channel,
+                Some(Self::GUILD_ID),
+                user(Self::AGENT, Self::AGENT_NAME),
+                &[Self::AGENT_ROLE],
+                "ja",
+                name,
+                options,
+            ),
+        )
+        .await;
+        self.wait_for("command callback", move |r| {
+            r.is("POST", &format!("/interactions/{id}/{token}/callback"))
+        })
+        .await
+    }
+
+    /// The agent writes `content` in `channel`.
+    pub async fn agent_says(&self, channel: u64, content: &str) {
+        let id = self.next_id();
+        self.dispatch(
+            "MESSAGE_CREATE",
+            guild_message_create(
+                id,
+                channel,
+                Self::GUILD_ID,
+                user(Self::AGENT, Self::AGENT_NAME),
+                &[Self::AGENT_ROLE],
+                content,
+            ),
+        )
+        .await;
+    }
+
+    /// The bot's accepted message in `channel` whose content contains
+    /// `needle`.
+    pub async fn posted_containing(&self, channel: u64, needle: &str) -> Recorded {
+        let needle = needle.to_string();
+        self.wait_for(&format!("a message with {needle:?}"), move |r| {
+            r.is("POST", &format!("/channels/{channel}/messages"))
+                && r.accepted()
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains(&needle))
+        })
+        .await
+    }
+}
+
+/// The channel a `POST /channels/{id}/messages` went to.
+pub fn thread_of(r: &Recorded) -> Option<u64> {
+    r.path.split('/').nth(2).and_then(|id| id.parse().ok())
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

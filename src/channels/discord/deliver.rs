@@ -8,6 +8,10 @@
 //!   the recent messages.
 //! - `Relay`, `AgentNote`, `Transcript`: into that staff thread.
 //!
+//! The staff-thread rows work from the ticket alone, so `serve` hands this
+//! deliverer the agent-side rows of web and Teams conversations too when
+//! `desk.agents = "discord"`.
+//!
 //! Staff threads are created with the longest auto-archive duration (7
 //! days), so a ticket queued on Friday is still listed on Monday; Discord
 //! reopens an archived thread when the bot posts in it.
@@ -54,11 +58,24 @@ fn refuses_dms(error: &serenity::Error) -> bool {
     )
 }
 
-/// Delivers Discord rows over serenity's HTTP client.
+/// Delivers Discord rows over serenity's HTTP client: a Discord person's
+/// replies, and the staff-thread rows of any ticket (also of web and
+/// Teams conversations when agents work in Discord).
 pub struct DiscordDeliver {
     pub desk: Desk,
     pub http: Arc<Http>,
     pub config: Arc<DiscordConfig>,
+}
+
+impl DiscordDeliver {
+    /// A deliverer with its own REST client for `token` ([`super::http`]).
+    pub fn new(desk: Desk, config: DiscordConfig, token: &str) -> DiscordDeliver {
+        DiscordDeliver {
+            desk,
+            http: Arc::new(super::http(&config, token)),
+            config: Arc::new(config),
+        }
+    }
 }
 
 /// How a failed Discord call is retried.

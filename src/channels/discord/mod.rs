@@ -8,6 +8,11 @@
 //! one generic sender, and [`render`] builds those messages. Flow logic and handoff decisions live in
 //! the core; this module only decides *who* may act (the agent role) and
 //! *where* things go (DM channel, private thread, staff thread).
+//!
+//! The staff channel can be the agents' side of every channel
+//! (`desk.agents = "discord"`): a web or Teams conversation's handoff
+//! opens a staff thread here, and what agents do in it goes to the desk
+//! by ticket, whichever channel the person is on.
 
 pub mod deliver;
 pub mod handler;
@@ -146,18 +151,17 @@ impl DiscordError {
     }
 }
 
-/// Runs the Discord channel until `shutdown` turns true: the gateway client
-/// and the outbox sender. Returns after the client is shut down and the
-/// outbox has been flushed; returns the error early when the gateway stops
-/// by itself (a close the bot cannot recover from, such as 4014 or 4004).
-pub async fn run(
-    desk: Desk,
-    clock: Arc<dyn Clock>,
-    config: DiscordConfig,
-    token: String,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), DiscordError> {
-    let mut http = HttpBuilder::new(&token);
+/// serenity's REST client for `token` (through `discord.api_proxy` when
+/// set). The gateway client and the outbox's [`deliver::DiscordDeliver`]
+/// each have one: serenity's `Client` takes its own by value, and the
+/// deliverer is built by `serve` before the gateway starts, because other
+/// channels' handoffs may go to the Discord staff channel too
+/// (`desk.agents = "discord"`). The two rarely use the same routes (the
+/// gateway side answers interactions and opens private threads; the
+/// outbox side posts messages and staff threads), and serenity's limiter
+/// waits out any 429 it meets either way.
+pub fn http(config: &DiscordConfig, token: &str) -> serenity::http::Http {
+    let mut http = HttpBuilder::new(token);
     if !config.api_proxy.is_empty() {
         // serenity rewrites https://discord.com to the proxy only with its
         // rate limiter off; the sender's own retry then handles 429s.
@@ -165,6 +169,24 @@ pub async fn run(
             .proxy(config.api_proxy.clone())
             .ratelimiter_disabled(true);
     }
+    http.build()
+}
+
+/// Runs the Discord channel until `shutdown` turns true: the gateway client
+/// and the outbox sender of Discord conversations' rows (`deliver`: the
+/// Discord deliverer, with the agents' side of `desk.agents` when that is
+/// another channel). Returns after the client is shut down and the outbox
+/// has been flushed; returns the error early when the gateway stops by
+/// itself (a close the bot cannot recover from, such as 4014 or 4004).
+pub async fn run(
+    desk: Desk,
+    clock: Arc<dyn Clock>,
+    config: DiscordConfig,
+    token: String,
+    deliver: Arc<dyn crate::outbox::Deliver>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), DiscordError> {
+    let http = http(&config, &token);
     let config = Arc::new(config);
     let in_flight = Arc::new(tokio::sync::RwLock::new(()));
     let handler = handler::Handler::new(
@@ -173,19 +195,13 @@ pub async fn run(
         config.clone(),
         in_flight.clone(),
     );
-    let mut client = serenity::client::ClientBuilder::new_with_http(http.build(), intents())
+    let mut client = serenity::client::ClientBuilder::new_with_http(http, intents())
         .event_handler(handler)
         .await
         .map_err(|e| DiscordError::from_serenity(e, &config))?;
-    let http = client.http.clone();
     // The sender stops only after the gateway is closed and in-flight
     // events are finished, so their replies are flushed too.
     let (stop_sender, sender_stopping) = watch::channel(false);
-    let deliver = Arc::new(deliver::DiscordDeliver {
-        desk: desk.clone(),
-        http: http.clone(),
-        config: config.clone(),
-    });
     let sender = tokio::spawn(crate::outbox::run_sender(
         desk.outbox_queue(),
         deliver,

@@ -22,17 +22,32 @@
 //! refresh runs as its own task (each fetch bounded by [`FETCH_TIMEOUT`]);
 //! requests with the same unknown `kid` await its end, requests with known
 //! keys never wait for it.
+//!
+//! The connector reuses one token for many requests, and checking its RSA
+//! signature is most of the cost of a request. So a token that passed is
+//! remembered, keyed by its SHA-256, until its `exp` (at most
+//! [`MAX_VERDICTS`] of them; expired ones are dropped first): the same
+//! token again skips the signature and the issuer, audience and time
+//! checks, which depend on the token alone. The checks that depend on the
+//! activity (its `serviceUrl`, its `channelId` against the key's
+//! endorsements, read from the current key set) run on every request.
+//! Refused tokens are not remembered.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 /// Bound on each of the two fetches of a key refresh.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most tokens remembered as verified at once.
+pub const MAX_VERDICTS: usize = 4096;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AuthError {
@@ -80,6 +95,66 @@ pub struct AuthSettings {
 struct Claims {
     #[serde(default)]
     serviceurl: Option<String>,
+    /// Seconds since the epoch (checked by `jsonwebtoken`; a token without
+    /// it is refused).
+    #[serde(default)]
+    exp: Option<u64>,
+}
+
+/// What a verified token says, whatever the activity: the key that signed
+/// it, its `serviceurl` claim, and until when it may be used.
+#[derive(Debug, Clone)]
+struct Verdict {
+    kid: String,
+    serviceurl: Option<String>,
+    expires: u64,
+}
+
+/// Verified tokens by the SHA-256 of the token.
+#[derive(Default)]
+struct VerdictCache {
+    verdicts: HashMap<[u8; 32], Verdict>,
+}
+
+impl VerdictCache {
+    /// The verdict on `token` if it is still valid at `now`.
+    fn get(&mut self, token: &[u8; 32], now: u64) -> Option<Verdict> {
+        match self.verdicts.get(token) {
+            Some(verdict) if now < verdict.expires => Some(verdict.clone()),
+            Some(_) => {
+                self.verdicts.remove(token);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers `verdict`, making room by dropping expired verdicts, then
+    /// the one expiring first.
+    fn insert(&mut self, token: [u8; 32], verdict: Verdict, now: u64) {
+        if self.verdicts.len() >= MAX_VERDICTS {
+            self.verdicts.retain(|_, v| now < v.expires);
+        }
+        if self.verdicts.len() >= MAX_VERDICTS {
+            let first = self
+                .verdicts
+                .iter()
+                .min_by_key(|(_, v)| v.expires)
+                .map(|(token, _)| *token);
+            if let Some(first) = first {
+                self.verdicts.remove(&first);
+            }
+        }
+        self.verdicts.insert(token, verdict);
+    }
+}
+
+/// Seconds since the epoch.
+fn system_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +202,12 @@ struct Inner {
     http: reqwest::Client,
     /// Held only to read or swap the cache, never across an await.
     cache: Mutex<KeyCache>,
+    /// Held only to look up or insert a verdict.
+    verdicts: Mutex<VerdictCache>,
+    /// Signatures checked so far (the rest were served by `verdicts`).
+    signatures_checked: AtomicU64,
+    /// The clock `verdicts` expire by, in seconds since the epoch.
+    now: fn() -> u64,
 }
 
 /// Validates Bot Framework tokens; cheap to share.
@@ -146,8 +227,17 @@ impl Authenticator {
                     refreshing: None,
                     last_error: None,
                 }),
+                verdicts: Mutex::new(VerdictCache::default()),
+                signatures_checked: AtomicU64::new(0),
+                now: system_now,
             }),
         }
+    }
+
+    /// How many token signatures were checked so far; a token seen before
+    /// and still valid is not checked again.
+    pub fn signatures_checked(&self) -> u64 {
+        self.inner.signatures_checked.load(Ordering::Relaxed)
     }
 
     /// Checks the `Authorization` header of a request whose activity names
@@ -163,6 +253,47 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = (self.inner.now)();
+        let remembered = self.lock_verdicts().get(&digest, now);
+        let verdict = match remembered {
+            Some(verdict) => verdict,
+            None => {
+                let verdict = self.verify_token(token).await?;
+                self.lock_verdicts().insert(digest, verdict.clone(), now);
+                verdict
+            }
+        };
+        let Verdict {
+            kid, serviceurl, ..
+        } = verdict;
+        let same = serviceurl
+            .as_deref()
+            .is_some_and(|c| c.trim_end_matches('/') == service_url.trim_end_matches('/'));
+        if !same {
+            return Err(AuthError::ServiceUrl {
+                claim: serviceurl,
+                activity: service_url.to_string(),
+            });
+        }
+        // The key's endorsements as the current key set has them (a key
+        // gone from it refuses the token).
+        let key = self.key(&kid).await?;
+        // An activity naming no channel is endorsed by nobody: madoguchi
+        // serves Teams only.
+        if channel_id.is_empty() || !key.endorsements.iter().any(|e| e == channel_id) {
+            return Err(AuthError::NotEndorsed {
+                kid,
+                channel: channel_id.to_string(),
+                endorsed: key.endorsements,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks what depends on the token alone: header, signature, issuer,
+    /// audience, `exp` and `nbf`.
+    async fn verify_token(&self, token: &str) -> Result<Verdict, AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::BadHeader(e.to_string()))?;
         if header.alg != Algorithm::RS256 {
             return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
@@ -176,28 +307,25 @@ impl Authenticator {
         validation.leeway = settings.skew.as_secs();
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        self.inner
+            .signatures_checked
+            .fetch_add(1, Ordering::Relaxed);
         let data = decode::<Claims>(token, &key.key, &validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
-        let claim = data.claims.serviceurl;
-        let same = claim
-            .as_deref()
-            .is_some_and(|c| c.trim_end_matches('/') == service_url.trim_end_matches('/'));
-        if !same {
-            return Err(AuthError::ServiceUrl {
-                claim,
-                activity: service_url.to_string(),
-            });
-        }
-        // An activity naming no channel is endorsed by nobody: madoguchi
-        // serves Teams only.
-        if channel_id.is_empty() || !key.endorsements.iter().any(|e| e == channel_id) {
-            return Err(AuthError::NotEndorsed {
-                kid,
-                channel: channel_id.to_string(),
-                endorsed: key.endorsements,
-            });
-        }
-        Ok(())
+        Ok(Verdict {
+            kid,
+            serviceurl: data.claims.serviceurl,
+            // Never remembered past `exp` (the leeway is for clocks that
+            // disagree, not for reuse).
+            expires: data.claims.exp.unwrap_or(0),
+        })
+    }
+
+    fn lock_verdicts(&self) -> std::sync::MutexGuard<'_, VerdictCache> {
+        self.inner
+            .verdicts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, KeyCache> {
@@ -317,4 +445,221 @@ async fn fetch_keys(inner: &Inner) -> Result<HashMap<String, Key>, AuthError> {
         }
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The verdict cache, with a key put straight into the key cache (no
+    //! JWKS fetch) and a clock of the test's own.
+
+    use std::sync::atomic::AtomicU64;
+    use std::sync::OnceLock;
+
+    use base64::Engine;
+    use jsonwebtoken::{EncodingKey, Header};
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::traits::PublicKeyParts;
+    use serde_json::json;
+
+    use super::*;
+
+    const APP_ID: &str = "app-1";
+    const ISSUER: &str = "https://api.botframework.com";
+    const SERVICE_URL: &str = "https://smba.example/amer/";
+    const KID: &str = "key-1";
+
+    /// One RSA key for every test (making one takes a while).
+    fn rsa_key() -> &'static rsa::RsaPrivateKey {
+        static KEY: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("key"))
+    }
+
+    /// The test clock of `an_expired_token_is_not_served_from_the_cache`.
+    static CLOCK: AtomicU64 = AtomicU64::new(0);
+
+    fn test_clock() -> u64 {
+        CLOCK.load(Ordering::SeqCst)
+    }
+
+    fn authenticator(now: fn() -> u64) -> Authenticator {
+        let mut auth = Authenticator::new(
+            AuthSettings {
+                app_id: APP_ID.into(),
+                openid_metadata_url: "http://127.0.0.1:1/unused".into(),
+                issuer: ISSUER.into(),
+                skew: Duration::from_secs(300),
+                min_refresh: Duration::from_secs(3600),
+            },
+            reqwest::Client::new(),
+        );
+        Arc::get_mut(&mut auth.inner).expect("not shared yet").now = now;
+        let public = rsa_key().to_public_key();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let key = DecodingKey::from_rsa_components(
+            &b64.encode(public.n().to_bytes_be()),
+            &b64.encode(public.e().to_bytes_be()),
+        )
+        .expect("decoding key");
+        let mut cache = auth.cache();
+        cache.keys.insert(
+            KID.into(),
+            Key {
+                key,
+                endorsements: vec!["msteams".into()],
+            },
+        );
+        cache.fetched_at = Some(Instant::now());
+        drop(cache);
+        auth
+    }
+
+    /// `Bearer <token>` signed by the test key, valid for an hour, with
+    /// `claims` changed by `change`.
+    fn bearer(change: impl FnOnce(&mut serde_json::Value)) -> String {
+        let now = system_now();
+        let mut claims = json!({
+            "iss": ISSUER, "aud": APP_ID, "exp": now + 3600, "nbf": now - 60,
+            "serviceurl": SERVICE_URL,
+        });
+        change(&mut claims);
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(KID.into());
+        let pem = rsa_key()
+            .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+            .expect("pem");
+        let key = EncodingKey::from_rsa_pem(pem.as_bytes()).expect("encoding key");
+        format!(
+            "Bearer {}",
+            jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+        )
+    }
+
+    #[tokio::test]
+    async fn a_token_seen_before_is_not_verified_again() {
+        let auth = authenticator(system_now);
+        let token = bearer(|_| {});
+        for _ in 0..3 {
+            auth.verify(Some(&token), SERVICE_URL, "msteams")
+                .await
+                .expect("valid");
+        }
+        assert_eq!(auth.signatures_checked(), 1);
+        // Another token is verified on its own.
+        let other = bearer(|claims| claims["jti"] = json!("other"));
+        auth.verify(Some(&other), SERVICE_URL, "msteams")
+            .await
+            .expect("valid");
+        assert_eq!(auth.signatures_checked(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_still_gets_the_checks_of_each_activity() {
+        let auth = authenticator(system_now);
+        let token = bearer(|_| {});
+        auth.verify(Some(&token), SERVICE_URL, "msteams")
+            .await
+            .expect("valid");
+        // The service URL named by the activity must still be the claim's.
+        let other_service = auth
+            .verify(Some(&token), "https://attacker.example/", "msteams")
+            .await;
+        assert!(
+            matches!(other_service, Err(AuthError::ServiceUrl { .. })),
+            "{other_service:?}"
+        );
+        // The channel named by the activity must still be endorsed.
+        for channel in ["webchat", ""] {
+            let refused = auth.verify(Some(&token), SERVICE_URL, channel).await;
+            assert!(
+                matches!(refused, Err(AuthError::NotEndorsed { .. })),
+                "{channel:?}: {refused:?}"
+            );
+        }
+        // A key gone from the key set refuses the token it signed.
+        auth.cache().keys.clear();
+        let gone = auth.verify(Some(&token), SERVICE_URL, "msteams").await;
+        assert!(matches!(gone, Err(AuthError::UnknownKey(_))), "{gone:?}");
+        assert_eq!(auth.signatures_checked(), 1, "all from the cache");
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_not_served_from_the_cache() {
+        let auth = authenticator(test_clock);
+        let token = bearer(|_| {});
+        CLOCK.store(system_now(), Ordering::SeqCst);
+        auth.verify(Some(&token), SERVICE_URL, "msteams")
+            .await
+            .expect("valid");
+        auth.verify(Some(&token), SERVICE_URL, "msteams")
+            .await
+            .expect("valid");
+        assert_eq!(auth.signatures_checked(), 1);
+        // Past the token's exp by the cache's clock: checked again (and
+        // by jsonwebtoken's clock, still valid).
+        CLOCK.store(system_now() + 3600, Ordering::SeqCst);
+        auth.verify(Some(&token), SERVICE_URL, "msteams")
+            .await
+            .expect("valid");
+        assert_eq!(auth.signatures_checked(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_not_remembered() {
+        let auth = authenticator(system_now);
+        let token = bearer(|claims| claims["aud"] = json!("someone-else"));
+        for checked in 1..=2 {
+            let refused = auth.verify(Some(&token), SERVICE_URL, "msteams").await;
+            assert!(matches!(refused, Err(AuthError::Invalid(_))), "{refused:?}");
+            assert_eq!(auth.signatures_checked(), checked);
+        }
+        // A tampered token (the claims of a valid one, changed) is refused
+        // even though the valid one is remembered.
+        let valid = bearer(|_| {});
+        auth.verify(Some(&valid), SERVICE_URL, "msteams")
+            .await
+            .expect("valid");
+        let mut parts: Vec<String> = valid.split('.').map(str::to_string).collect();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&b64.decode(&parts[1]).expect("b64")).expect("json");
+        claims["serviceurl"] = json!("https://attacker.example/");
+        parts[1] = b64.encode(claims.to_string());
+        let tampered = parts.join(".");
+        let refused = auth
+            .verify(Some(&tampered), "https://attacker.example/", "msteams")
+            .await;
+        assert!(matches!(refused, Err(AuthError::Invalid(_))), "{refused:?}");
+    }
+
+    #[test]
+    fn the_verdict_cache_stays_bounded_and_drops_expired_verdicts_first() {
+        let mut cache = VerdictCache::default();
+        let verdict = |expires| Verdict {
+            kid: KID.into(),
+            serviceurl: None,
+            expires,
+        };
+        let token = |n: usize| {
+            let digest: [u8; 32] = Sha256::digest(n.to_le_bytes()).into();
+            digest
+        };
+        // One expired at 50, the rest valid until 1000 + n.
+        cache.insert(token(0), verdict(50), 10);
+        for n in 1..MAX_VERDICTS {
+            cache.insert(token(n), verdict(1000 + n as u64), 10);
+        }
+        assert_eq!(cache.verdicts.len(), MAX_VERDICTS);
+        cache.insert(token(MAX_VERDICTS), verdict(5000), 100);
+        assert_eq!(cache.verdicts.len(), MAX_VERDICTS);
+        assert!(cache.get(&token(0), 100).is_none(), "the expired one went");
+        assert!(cache.get(&token(1), 100).is_some());
+        // Full of valid verdicts: the one expiring first makes room.
+        cache.insert(token(MAX_VERDICTS + 1), verdict(6000), 100);
+        assert_eq!(cache.verdicts.len(), MAX_VERDICTS);
+        assert!(cache.get(&token(1), 100).is_none());
+        assert!(cache.get(&token(2), 100).is_some());
+        // Expired by the clock: not served, and dropped.
+        assert!(cache.get(&token(2), 1002).is_none());
+        assert!(!cache.verdicts.contains_key(&token(2)));
+    }
 }

@@ -11,6 +11,9 @@
 //! reported once in the log and on `/healthz` with the settings to check,
 //! until a token is obtained again.
 //!
+//! In emulator mode ([`Credential::Emulator`]) no token is fetched and posts
+//! carry no `Authorization` header.
+//!
 //! One attempt per call: the generic outbox sender decides about retries
 //! with the [`DeliveryError`] it gets. Retried: 429, 412, 5xx (Teams: "In
 //! addition to error code 429, error codes 412, 502, and 504 must also be
@@ -93,6 +96,7 @@ impl Connector {
     fn settings_hint(&self) -> String {
         match &self.settings.credential {
             Credential::ManagedIdentity => "check teams.app_id (the managed identity's client id) and that the identity is assigned to this machine".to_string(),
+            Credential::Emulator => "teams.emulator is on: no token is used".to_string(),
             Credential::Secret(_) => format!(
                 "check teams.app_id, the secret in the environment variable named by teams.app_secret_env, and teams.app_type (now \"{}\") with teams.tenant_id: a single-tenant Azure Bot needs app_type = \"single_tenant\" and its tenant",
                 self.settings.app_type.as_str()
@@ -126,7 +130,8 @@ impl Connector {
                     .send()
                     .await
             }
-            Credential::ManagedIdentity => {
+            // Emulator mode never asks for a token (see `token`).
+            Credential::ManagedIdentity | Credential::Emulator => {
                 let resource = self.settings.scope.trim_end_matches("/.default");
                 self.http
                     .get(&self.settings.token_url)
@@ -142,11 +147,15 @@ impl Connector {
         }
     }
 
-    async fn token(&self, force: bool) -> Result<String, DeliveryError> {
+    /// The bearer token for the connector; `None` in emulator mode.
+    async fn token(&self, force: bool) -> Result<Option<String>, DeliveryError> {
+        if self.settings.credential == Credential::Emulator {
+            return Ok(None);
+        }
         let mut cached = self.token.lock().await;
         if let Some((token, valid_until)) = cached.as_ref() {
             if !force && Instant::now() < *valid_until {
-                return Ok(token.clone());
+                return Ok(Some(token.clone()));
             }
         }
         let url = &self.settings.token_url;
@@ -198,7 +207,7 @@ impl Connector {
         if self.health.token_ok() {
             tracing::info!("Teams: token obtained again; queued messages go out");
         }
-        Ok(body.access_token)
+        Ok(Some(body.access_token))
     }
 
     /// Posts one activity to a conversation (as a reply when `reply_to` is
@@ -222,17 +231,19 @@ impl Connector {
         let mut refreshed = false;
         loop {
             let token = self.token(refreshed).await?;
-            let response = self
-                .http
-                .post(&url)
-                .bearer_auth(&token)
-                .json(activity)
-                .send()
-                .await
-                .map_err(|e| DeliveryError::Retry {
-                    reason: format!("connector: {e}"),
-                    after: None,
-                })?;
+            let mut request = self.http.post(&url);
+            if let Some(token) = &token {
+                request = request.bearer_auth(token);
+            }
+            let response =
+                request
+                    .json(activity)
+                    .send()
+                    .await
+                    .map_err(|e| DeliveryError::Retry {
+                        reason: format!("connector: {e}"),
+                        after: None,
+                    })?;
             let status = response.status();
             if status.is_success() {
                 let id = response
@@ -243,7 +254,7 @@ impl Connector {
                 return Ok(id);
             }
             if status.as_u16() == 401 {
-                if !refreshed {
+                if !refreshed && token.is_some() {
                     refreshed = true;
                     continue;
                 }

@@ -3,7 +3,10 @@
 //! honouring `Retry-After`, marking rows sent or failed).
 //!
 //! - `Replies`: to the person's conversation, proactively from the stored
-//!   conversation reference (reminders and agent messages work the same way).
+//!   conversation reference (reminders and agent messages work the same way),
+//!   as a reply to the activity stored with the reference
+//!   (`POST …/activities/{replyToId}` with `replyToId` in the body, as the
+//!   Bot Framework SDKs send a reply).
 //! - `Handoff`: an Adaptive Card with the summary, the recent messages and
 //!   Claim/Close buttons in the agents' channel; the card's id is recorded
 //!   as the ticket's agents' address (a retry after a crash posts no second
@@ -58,6 +61,8 @@ const SIZE_MARGIN: usize = 512;
 struct Post {
     service_url: String,
     conversation: String,
+    /// The activity this post answers (`replyToActivity`), if any.
+    reply_to: Option<String>,
     activity: Value,
 }
 
@@ -109,10 +114,12 @@ impl TeamsDeliver {
         !agents.is_empty() && super::pacing::thread_of(conversation) == agents
     }
 
+    /// The person's stored conversation reference, and the id of the
+    /// activity it was stored with (what replies answer).
     async fn person_reference(
         &self,
         conversation: &str,
-    ) -> Result<ConversationReference, DeliveryError> {
+    ) -> Result<(ConversationReference, Option<String>), DeliveryError> {
         let reference = self
             .ctx
             .desk
@@ -120,7 +127,13 @@ impl TeamsDeliver {
             .await
             .map_err(DeliveryError::retry)?
             .ok_or_else(|| DeliveryError::Permanent("no stored conversation reference".into()))?;
-        serde_json::from_str(&reference).map_err(bad_reference)
+        let value: Value = serde_json::from_str(&reference).map_err(bad_reference)?;
+        let reply_to = value
+            .get(super::inbound::REPLY_TO_KEY)
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let reference = serde_json::from_value(value).map_err(bad_reference)?;
+        Ok((reference, reply_to))
     }
 
     /// The reply thread of `ticket`'s card in the agents' channel.
@@ -168,7 +181,7 @@ impl TeamsDeliver {
                     self.ctx.connector.send(
                         &post.service_url,
                         &post.conversation,
-                        None,
+                        post.reply_to.as_deref(),
                         &post.activity,
                     ),
                 )
@@ -213,14 +226,20 @@ impl TeamsDeliver {
         let config = &self.ctx.config;
         match &item.row {
             OutboxRow::Replies { replies } => {
-                let reference = self.person_reference(&item.conversation_id).await?;
+                let (reference, reply_to) = self.person_reference(&item.conversation_id).await?;
                 Ok(replies
                     .iter()
                     .flat_map(|reply| split_reply(&reference, reply))
-                    .map(|activity| Post {
-                        service_url: reference.service_url.clone(),
-                        conversation: reference.conversation_id.clone(),
-                        activity,
+                    .map(|mut activity| {
+                        if let Some(id) = &reply_to {
+                            activity["replyToId"] = json!(id);
+                        }
+                        Post {
+                            service_url: reference.service_url.clone(),
+                            conversation: reference.conversation_id.clone(),
+                            reply_to: reply_to.clone(),
+                            activity,
+                        }
                     })
                     .collect())
             }
@@ -240,6 +259,7 @@ impl TeamsDeliver {
                 Ok(vec![Post {
                     service_url: config.agents_service_url.clone(),
                     conversation: config.agents_conversation_id.clone(),
+                    reply_to: None,
                     activity: handoff_card(summary, recent_title, recent, buttons),
                 }])
             }
@@ -253,6 +273,7 @@ impl TeamsDeliver {
                     .map(|part| Post {
                         service_url: config.agents_service_url.clone(),
                         conversation: thread.clone(),
+                        reply_to: None,
                         activity: plain_activity(&part),
                     })
                     .collect())
@@ -270,6 +291,7 @@ impl TeamsDeliver {
                     .map(|activity| Post {
                         service_url: reference.service_url.clone(),
                         conversation: reference.conversation_id.clone(),
+                        reply_to: None,
                         activity,
                     })
                     .collect())

@@ -7,13 +7,16 @@
 //!
 //! By activity type:
 //!
-//! - `conversationUpdate` adding the bot to a **personal** chat: greeting
-//!   (once). In group chats and channels the bot says nothing on being
-//!   added.
+//! - `conversationUpdate` adding the bot (Teams) or the person (the Bot
+//!   Framework Emulator) to a **personal** chat: greeting (once). In group
+//!   chats and channels the bot says nothing on being added.
 //! - `message` with text, or with `value.madoguchi_choice` (an
 //!   `Action.Submit` press, empty text): an input of the conversation, keyed
 //!   by the activity id so a retried delivery is processed once. The
-//!   conversation reference is saved inside that input's commit.
+//!   conversation reference is saved inside that input's commit, with the
+//!   activity's id: replies answer it (`replyToId`, as the Bot Framework
+//!   SDKs apply a reference's `activityId`). A typing indicator goes out
+//!   first unless `teams.typing_indicators` is off.
 //! - Everything else (`installationUpdate`, `messageReaction`,
 //!   `conversationUpdate` elsewhere, `invoke`, …) is ignored (debug log).
 //!
@@ -85,7 +88,7 @@ pub async fn handle(ctx: &Arc<TeamsContext>, activity: Activity) -> Result<(), I
         };
     }
     let reference = ConversationReference::from_activity(&activity);
-    let reference_json = serde_json::to_string(&reference).ok();
+    let reference_json = stored_reference(&reference, activity.id.as_deref());
     let address = activity.conversation.id.clone();
     let locale_hint = activity.locale.clone().unwrap_or_default();
     let key = activity
@@ -94,7 +97,7 @@ pub async fn handle(ctx: &Arc<TeamsContext>, activity: Activity) -> Result<(), I
         .map(|id| format!("teams:activity:{id}"));
     let now = ctx.clock.now();
     match activity.kind.as_str() {
-        "conversationUpdate" if activity.adds_bot() && activity.scope() == "personal" => {
+        "conversationUpdate" if opens_personal_chat(&activity) => {
             if !ctx.desk.has_conversation_at(CHANNEL, &address).await? {
                 ctx.desk
                     .start_or_resume(
@@ -110,7 +113,9 @@ pub async fn handle(ctx: &Arc<TeamsContext>, activity: Activity) -> Result<(), I
             }
         }
         "message" => {
-            typing(ctx, &reference);
+            if ctx.config.typing_indicators {
+                typing(ctx, &reference);
+            }
             let input = match activity.choice() {
                 Some(choice) => Input::Choice(choice),
                 None => Input::Text(activity.clean_text()),
@@ -141,6 +146,32 @@ pub async fn handle(ctx: &Arc<TeamsContext>, activity: Activity) -> Result<(), I
     }
     Ok(())
 }
+
+/// Whether a `conversationUpdate` opens a personal chat: it adds the bot
+/// (how Teams says the app was installed) or someone other than the bot
+/// (how the Bot Framework Emulator and SDK samples start one).
+fn opens_personal_chat(activity: &Activity) -> bool {
+    activity.scope() == "personal"
+        && activity.kind == "conversationUpdate"
+        && !activity.members_added.is_empty()
+}
+
+/// The conversation reference as stored with an input: the reference plus
+/// the id of the activity it came with (`reply_to_id`), which
+/// [`super::deliver`] names as `replyToId` on the replies.
+pub fn stored_reference(
+    reference: &ConversationReference,
+    activity_id: Option<&str>,
+) -> Option<String> {
+    let mut value = serde_json::to_value(reference).ok()?;
+    if let (Some(id), Value::Object(map)) = (activity_id, &mut value) {
+        map.insert(REPLY_TO_KEY.into(), Value::String(id.to_string()));
+    }
+    Some(value.to_string())
+}
+
+/// Key of the answered activity's id in a stored reference.
+pub const REPLY_TO_KEY: &str = "reply_to_id";
 
 /// When a person's input could not be handled, they still get a short
 /// polite answer, sent directly (the outbox may be what failed) and after

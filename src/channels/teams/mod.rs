@@ -16,6 +16,11 @@
 //!   per-thread rate limit, one operation at a time per thread.
 //! - [`TeamsHealth`]: what `/healthz` reports (a token outage, an agents'
 //!   channel that refuses the bot), each with the setting to fix.
+//! - Emulator mode (`teams.emulator`): no JWT check of inbound requests, no
+//!   outbound token and no Teams rate-limit pacing, as the Bot Framework
+//!   Emulator and an SDK bot with an empty app id work; for local tests and
+//!   the like-for-like benchmark only. `serve` refuses it unless the
+//!   listener is on a loopback address ([`emulator_listener_check`]).
 //!
 //! The HTTP endpoint itself (`POST /api/messages`) is in [`crate::server`].
 
@@ -118,6 +123,16 @@ pub struct TeamsConfig {
     pub max_attempts: u32,
     /// Connector calls in flight at once, across conversations.
     pub max_in_flight: usize,
+    /// Emulator mode, for local testing and benchmarks only: inbound
+    /// requests are not authenticated, outbound posts carry no token, and
+    /// posts are not paced to Teams' rate limits (the Bot Framework
+    /// Emulator's and an SDK bot's behaviour with an empty app id).
+    /// `serve` refuses to start with it unless `teams.listen` is a loopback
+    /// address, and warns at start.
+    pub emulator: bool,
+    /// Whether a typing indicator is sent while a message is handled
+    /// (best effort). Off: exactly one activity per reply.
+    pub typing_indicators: bool,
 }
 
 impl Default for TeamsConfig {
@@ -143,6 +158,8 @@ impl Default for TeamsConfig {
             retry_base_ms: 500,
             max_attempts: 8,
             max_in_flight: 32,
+            emulator: false,
+            typing_indicators: true,
         }
     }
 }
@@ -154,6 +171,8 @@ pub enum Credential {
     Secret(String),
     /// The managed identity of the machine (no secret).
     ManagedIdentity,
+    /// Emulator mode: no token at all, nothing signed or checked.
+    Emulator,
 }
 
 impl TeamsConfig {
@@ -163,6 +182,9 @@ impl TeamsConfig {
         &self,
         env: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<Credential, String> {
+        if self.emulator {
+            return Ok(Credential::Emulator);
+        }
         if self.app_id.trim().is_empty() {
             return Err("Teams is off: teams.app_id is not set".into());
         }
@@ -208,6 +230,46 @@ impl TeamsConfig {
             self.max_in_flight,
             Duration::from_secs(300),
         )
+    }
+}
+
+/// Refuses emulator mode on a listener that other machines can reach: only
+/// a loopback address may take unauthenticated activities.
+pub fn emulator_listener_check(local: std::net::SocketAddr) -> Result<(), String> {
+    if local.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(format!(
+            "teams.emulator = true accepts activities without authentication, so serve refuses to listen on {local}: set teams.listen to a loopback address (127.0.0.1:3978) or turn teams.emulator off"
+        ))
+    }
+}
+
+/// How inbound requests are authenticated: the Bot Framework's JWT, or not
+/// at all in emulator mode.
+pub enum InboundAuth {
+    Checked(auth::Authenticator),
+    /// Emulator mode: every request is taken.
+    Emulator,
+}
+
+impl InboundAuth {
+    /// Checks a request's `Authorization` header (see
+    /// [`auth::Authenticator::verify`]); always passes in emulator mode.
+    pub async fn verify(
+        &self,
+        authorization: Option<&str>,
+        service_url: &str,
+        channel_id: &str,
+    ) -> Result<(), auth::AuthError> {
+        match self {
+            InboundAuth::Checked(authenticator) => {
+                authenticator
+                    .verify(authorization, service_url, channel_id)
+                    .await
+            }
+            InboundAuth::Emulator => Ok(()),
+        }
     }
 }
 
@@ -261,7 +323,7 @@ pub struct TeamsContext {
     pub desk: Desk,
     pub clock: Arc<dyn Clock>,
     pub config: TeamsConfig,
-    pub auth: auth::Authenticator,
+    pub auth: InboundAuth,
     pub connector: connector::Connector,
     /// One pacer for every post, so replies, notes and typing indicators
     /// to one thread share its rate limit.
@@ -285,16 +347,27 @@ impl TeamsContext {
             .build()
             .unwrap_or_default();
         let health = Arc::new(TeamsHealth::default());
-        let auth = auth::Authenticator::new(
-            auth::AuthSettings {
-                app_id: config.app_id.clone(),
-                openid_metadata_url: config.openid_metadata_url.clone(),
-                issuer: config.issuer.clone(),
-                skew: Duration::from_secs(config.clock_skew_seconds),
-                min_refresh: Duration::from_secs(config.jwks_min_refresh_seconds),
-            },
-            http.clone(),
-        );
+        let auth = if credential == Credential::Emulator {
+            InboundAuth::Emulator
+        } else {
+            InboundAuth::Checked(auth::Authenticator::new(
+                auth::AuthSettings {
+                    app_id: config.app_id.clone(),
+                    openid_metadata_url: config.openid_metadata_url.clone(),
+                    issuer: config.issuer.clone(),
+                    skew: Duration::from_secs(config.clock_skew_seconds),
+                    min_refresh: Duration::from_secs(config.jwks_min_refresh_seconds),
+                },
+                http.clone(),
+            ))
+        };
+        // Teams' per-thread rate limits are the Teams service's; the
+        // emulator and a local connector have none.
+        let pacer = if credential == Credential::Emulator {
+            pacing::Pacer::unlimited()
+        } else {
+            pacing::Pacer::new()
+        };
         let connector = connector::Connector::new(
             connector::ConnectorSettings {
                 app_id: config.app_id.clone(),
@@ -312,7 +385,7 @@ impl TeamsContext {
             config,
             auth,
             connector,
-            pacer: pacing::Pacer::new(),
+            pacer,
             health,
         }
     }
@@ -366,6 +439,24 @@ mod tests {
             config(AppType::UserAssignedMsi, "").credential(&none),
             Ok(Credential::ManagedIdentity)
         );
+    }
+
+    #[test]
+    fn emulator_mode_needs_no_app_id_or_secret_and_only_a_loopback_listener() {
+        let emulator: TeamsConfig = toml::from_str("emulator = true").expect("toml");
+        assert_eq!(emulator.credential(&|_| None), Ok(Credential::Emulator));
+        assert!(TeamsConfig::default().credential(&|_| None).is_err());
+        assert!(emulator_listener_check("127.0.0.1:3978".parse().expect("addr")).is_ok());
+        assert!(emulator_listener_check("[::1]:3978".parse().expect("addr")).is_ok());
+        let error =
+            emulator_listener_check("0.0.0.0:3978".parse().expect("addr")).expect_err("refused");
+        assert!(
+            error.contains("teams.emulator") && error.contains("teams.listen"),
+            "{error}"
+        );
+        assert!(TeamsConfig::default().typing_indicators);
+        let quiet: TeamsConfig = toml::from_str("typing_indicators = false").expect("toml");
+        assert!(!quiet.typing_indicators);
     }
 
     #[test]

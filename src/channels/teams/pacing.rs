@@ -15,6 +15,9 @@
 //! never sees two posts closer than the windows allow (each post reached
 //! Teams before it finished). Waiting is an awaited timer, never a poll.
 //!
+//! [`Pacer::unlimited`] (emulator mode: no Teams service, no Teams limits)
+//! keeps the one-at-a-time turn per thread and waits for no window.
+//!
 //! The turn is an async mutex held across the post on purpose: it is the
 //! serialisation. Threads are independent; the map of threads is behind a
 //! blocking mutex held only to look up, insert or prune.
@@ -57,8 +60,8 @@ struct Window {
 
 impl Window {
     /// The earliest instant from `now` at which one more post keeps every
-    /// window under its limit.
-    fn next_slot(&mut self, now: Instant) -> Instant {
+    /// window of `limits` under its limit.
+    fn next_slot(&mut self, now: Instant, limits: &[(Duration, usize)]) -> Instant {
         while self
             .finished
             .front()
@@ -69,7 +72,7 @@ impl Window {
         let mut slot = now;
         loop {
             let mut moved = false;
-            for (window, limit) in THREAD_LIMITS {
+            for &(window, limit) in limits {
                 let inside: Vec<&Instant> = self
                     .finished
                     .iter()
@@ -93,14 +96,40 @@ impl Window {
 }
 
 /// Paces posts per thread; cheap to share.
-#[derive(Default)]
 pub struct Pacer {
     threads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Window>>>>,
+    /// [`THREAD_LIMITS`], or none (emulator mode).
+    limits: &'static [(Duration, usize)],
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer::new()
+    }
 }
 
 impl Pacer {
+    /// A pacer under Teams' per-thread limits.
     pub fn new() -> Pacer {
-        Pacer::default()
+        Pacer {
+            threads: Mutex::new(HashMap::new()),
+            limits: &THREAD_LIMITS,
+        }
+    }
+
+    /// One post at a time per thread, without rate limits (emulator mode).
+    pub fn unlimited() -> Pacer {
+        Pacer {
+            threads: Mutex::new(HashMap::new()),
+            limits: &[],
+        }
+    }
+
+    /// Records a finished post (only needed while there are limits).
+    fn finished(&self, window: &mut Window) {
+        if !self.limits.is_empty() {
+            window.finished.push_back(Instant::now());
+        }
     }
 
     fn window(&self, thread: &str) -> Arc<tokio::sync::Mutex<Window>> {
@@ -131,10 +160,12 @@ impl Pacer {
     pub async fn run<T>(&self, conversation: &str, post: impl Future<Output = T>) -> T {
         let window = self.window(conversation);
         let mut window = window.lock().await;
-        let slot = window.next_slot(Instant::now());
-        tokio::time::sleep_until(slot).await;
+        let slot = window.next_slot(Instant::now(), self.limits);
+        if slot > Instant::now() {
+            tokio::time::sleep_until(slot).await;
+        }
         let result = post.await;
-        window.finished.push_back(Instant::now());
+        self.finished(&mut window);
         result
     }
 
@@ -148,11 +179,11 @@ impl Pacer {
         let window = self.window(conversation);
         let mut window = window.try_lock().ok()?;
         let now = Instant::now();
-        if window.next_slot(now) > now {
+        if window.next_slot(now, self.limits) > now {
             return None;
         }
         let result = post.await;
-        window.finished.push_back(Instant::now());
+        self.finished(&mut window);
         Some(result)
     }
 }
@@ -207,6 +238,15 @@ mod tests {
         let start = Instant::now();
         pacer.run("a:other", async {}).await;
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unlimited_pacer_never_waits_and_keeps_no_history() {
+        let pacer = Pacer::unlimited();
+        let at = run_burst(&pacer, "a:1", 100).await;
+        assert!(at.iter().all(|t| *t == Duration::ZERO), "{at:?}");
+        let window = pacer.window("a:1");
+        assert!(window.lock().await.finished.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

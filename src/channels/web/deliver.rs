@@ -5,11 +5,12 @@
 //! the store, and the page replays it from its cursor when it connects
 //! (see the module docs of [`super`]).
 //!
-//! Agent-side rows of web conversations (handoff card, relayed messages,
-//! notes, transcript) go to the agents' channel (`web.agents`): handed to
-//! that channel's own [`Deliver`] (Teams: the card in the agents' channel
-//! and its reply thread), which works from the ticket alone. Without one
-//! they are marked failed with the setting to fix.
+//! Agent-side rows of web conversations (handoff card or thread, relayed
+//! messages, notes, transcript) are not the page's: `serve` wraps this
+//! deliverer so they go to the agents' side of `desk.agents` (the Teams
+//! or Discord deliverer, which work from the ticket alone; see
+//! [`crate::serve`]). Reaching this deliverer, such a row is marked failed
+//! with the setting to fix.
 
 use std::sync::Arc;
 
@@ -20,8 +21,6 @@ use crate::outbox::{Deliver, DeliveryError, OutboxItem, OutboxRow};
 
 pub struct WebDeliver {
     pub ctx: Arc<WebContext>,
-    /// Delivers the agent-side rows (the agents' channel), if configured.
-    pub agents: Option<Arc<dyn Deliver>>,
 }
 
 #[async_trait]
@@ -49,13 +48,10 @@ impl Deliver for WebDeliver {
                 tracing::debug!(row = item.id, sockets, "web: reply pushed");
                 Ok(())
             }
-            other => match &self.agents {
-                Some(agents) => agents.deliver(item).await,
-                None => Err(DeliveryError::Permanent(format!(
-                    "web: no agents' channel for web conversations ({} row not delivered); set web.agents = \"teams\" with Teams configured",
-                    other.kind()
-                ))),
-            },
+            other => Err(DeliveryError::Permanent(format!(
+                "web: no agents' side for web conversations ({} row not delivered); set desk.agents to \"teams\" or \"discord\" with that channel on",
+                other.kind()
+            ))),
         }
     }
 }

@@ -30,10 +30,16 @@
 //! a Content-Security-Policy without `unsafe-inline` (the page's words come
 //! as a JSON data block, which is not executed) and `frame-ancestors` from
 //! `web.frame_ancestors`; open sockets per client address and messages per
-//! session and minute are limited; an idle socket is closed; everything
-//! anybody writes is shown with `textContent`, never as HTML.
+//! session and minute are limited; an idle socket is closed; a request
+//! head must arrive in time on the whole listener ([`head_timeout`]);
+//! everything anybody writes is shown with `textContent`, never as HTML.
+//!
+//! **Agents.** A web conversation's handoff rows (card or staff thread,
+//! relays, notes, transcript) go to the agents' side of `desk.agents`
+//! (Teams or Discord); `serve` routes them ([`deliver`]).
 
 pub mod deliver;
+pub mod head_timeout;
 pub mod socket;
 
 use std::collections::HashMap;
@@ -97,14 +103,16 @@ pub struct WebConfig {
     pub max_messages_per_minute: u32,
     /// WebSocket handshakes per client address and minute; more get 429.
     pub max_connects_per_minute: u32,
-    /// Seconds a request may take (408 after), and a page to send its
-    /// `hello` after its socket opened.
+    /// Seconds a client may take to send a request's head on the HTTP
+    /// listener ([`head_timeout`]), a request may take (408 after), and a
+    /// page to send its `hello` after its socket opened.
     pub handshake_timeout_seconds: u64,
     /// Take the client address from `X-Forwarded-For` (set only behind a
     /// reverse proxy that sets it).
     pub trust_forwarded_for: bool,
-    /// Where agents answer web conversations: `"teams"` (the Teams
-    /// agents' channel), or `""` for Teams when Teams is on.
+    /// Deprecated: use `desk.agents`, which applies to every channel.
+    /// Still read for web conversations only (`"teams"` or `"discord"`);
+    /// it may not contradict `desk.agents`.
     pub agents: String,
 }
 

@@ -202,11 +202,7 @@ impl<'a> Run<'a> {
     }
 
     fn reset_and_enter_start(&mut self) {
-        let turn = self.state.turn;
-        let started = self.state.started_at;
-        self.state = State::fresh(&self.state.id, &self.flow.flow.flow.start, self.now);
-        self.state.turn = turn;
-        self.state.started_at = started;
+        self.state = self.fresh_keeping();
         self.effects.push(Effect::CancelTimers {
             kind: LOCKOUT_TIMER.into(),
         });
@@ -537,15 +533,39 @@ impl<'a> Run<'a> {
         if let Some(message) = self.flow.flow.flow.restart_message.clone() {
             self.say_engine(&message, BTreeMap::new());
         }
-        let turn = self.state.turn;
-        let started = self.state.started_at;
-        self.state = State::fresh(&self.state.id, &self.flow.flow.flow.start, self.now);
-        self.state.turn = turn;
-        self.state.started_at = started;
+        self.state = self.fresh_keeping();
         self.effects.push(Effect::CancelTimers {
             kind: LOCKOUT_TIMER.into(),
         });
         self.enter(self.flow.flow.restart_node().to_string());
+    }
+
+    /// A fresh state for a new start of this conversation: the turn count,
+    /// the start time and the flow's `keep` slots carry over.
+    fn fresh_keeping(&self) -> State {
+        let mut fresh = State::fresh(&self.state.id, &self.flow.flow.flow.start, self.now);
+        fresh.turn = self.state.turn;
+        fresh.started_at = self.state.started_at;
+        for slot in &self.flow.flow.flow.keep {
+            if let Some(value) = self.state.slots.get(slot) {
+                fresh.slots.insert(slot.clone(), value.clone());
+            }
+        }
+        fresh
+    }
+
+    /// Counts `slot` up by one (a node's `count`); a missing or
+    /// non-numeric slot counts from 0.
+    fn count_up(&mut self, slot: &str) {
+        let count = self
+            .state
+            .slots
+            .get(slot)
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        self.state
+            .slots
+            .insert(slot.to_string(), json!(count.saturating_add(1)));
     }
 
     fn store_collected(&mut self, node: &'a Node, value: Value, validator: &str) {
@@ -591,6 +611,9 @@ impl<'a> Run<'a> {
             self.state.node = node_id.clone();
             self.state.misunderstood = 0;
             self.state.clarify = None;
+            for slot in &node.count {
+                self.count_up(slot);
+            }
             // A question the person already answered in their message is
             // not asked: its explanation is said, the value is stored.
             let prefilled = node.kind == NodeKind::Collect && self.fill_from_prefill(node);

@@ -787,6 +787,164 @@ fn stepping_is_deterministic() {
     }
 }
 
+// ---- Slots set by choices, counted by nodes, kept over a new start, read
+// ---- as message arguments (the benchmark peer's dialog, benches/peer).
+
+/// A small flow: a yes/no question whose choices set `answer`, a result
+/// node that counts `rounds` (kept over a new start) and says both.
+const COUNTING_FLOW: &str = r#"
+[flow]
+id = "counting"
+start = "question"
+handoff = "handoff"
+solved = "done"
+keep = ["rounds"]
+
+[flow.messages]
+empty_input = "m"
+too_long = "m"
+not_understood = "m"
+stale_choice = "m"
+clarify = "m"
+clarify_none = "m"
+session_expired = "m"
+queued_ack = "m"
+closed_reopen = "reopen"
+timer_reminder = "m"
+offer_human = "m"
+
+[nodes.question]
+kind = "ask"
+say = ["question"]
+choices = [
+  { id = "yes", label = "yes", goto = "result", set = { answer = "yes" } },
+  { id = "no", label = "no", goto = "result", set = { answer = "no" } },
+]
+
+[nodes.result]
+kind = "ask"
+count = ["rounds"]
+say = [{ id = "result", args = { n = "rounds", answer = "answer" } }]
+choices = [
+  { id = "again", label = "again", goto = "question" },
+  { id = "stop", label = "stop", goto = "done" },
+]
+
+[nodes.done]
+kind = "end"
+
+[nodes.handoff]
+kind = "handoff"
+"#;
+
+fn counting_flow() -> CompiledFlow {
+    let flow = crate::flow::model::Flow::from_toml(
+        COUNTING_FLOW,
+        std::path::Path::new("flows/counting.toml"),
+    )
+    .expect("parses");
+    assert_eq!(crate::flow::check::check_flow(&flow), Vec::<String>::new());
+    CompiledFlow::new(flow, &|_| Vec::new()).expect("compiles")
+}
+
+#[test]
+fn a_node_counts_its_slot_up_each_time_it_is_entered_and_says_it() {
+    let flow = counting_flow();
+    let mut state = State::fresh(CONVERSATION, "question", t0());
+    state = step(&flow, state, Input::Start, t0(), &settings()).state;
+    for (round, answer) in [(1, "yes"), (2, "no"), (3, "yes")] {
+        let answered = step(&flow, state, choice(answer), at(round), &settings());
+        assert_eq!(answered.state.node, "result");
+        assert_eq!(answered.replies.len(), 1, "{:?}", answered.replies);
+        let reply = &answered.replies[0];
+        assert_eq!(reply.message_id, "result");
+        assert_eq!(reply.args["n"], json!(round));
+        assert_eq!(reply.args["answer"], json!(answer));
+        state = step(
+            &flow,
+            answered.state,
+            choice("again"),
+            at(round),
+            &settings(),
+        )
+        .state;
+        assert_eq!(state.node, "question");
+    }
+}
+
+#[test]
+fn kept_slots_outlive_a_new_start_and_the_others_do_not() {
+    let flow = counting_flow();
+    let mut state = State::fresh(CONVERSATION, "question", t0());
+    state = step(&flow, state, Input::Start, t0(), &settings()).state;
+    state = step(&flow, state, choice("yes"), at(1), &settings()).state;
+    state = step(&flow, state, choice("stop"), at(2), &settings()).state;
+    assert_eq!(state.mode, Mode::Closed);
+    // A message after the close starts over: `rounds` is kept, `answer`
+    // is not.
+    let reopened = step(&flow, state, text("もう一度"), at(3), &settings());
+    assert_eq!(ids(&reopened), ["reopen", "question"]);
+    assert_eq!(reopened.state.slots.get("rounds"), Some(&json!(1)));
+    assert_eq!(reopened.state.slots.get("answer"), None);
+    let again = step(&flow, reopened.state, choice("no"), at(4), &settings());
+    assert_eq!(again.replies[0].args["n"], json!(2));
+}
+
+/// The benchmark peer's dialog (benches/peer) as the harness drives it:
+/// typed 「診断」 and はい/いいえ, one reply per input, the summary with
+/// the answers in order and the round counted per conversation.
+#[test]
+fn the_benchmark_peer_flow_answers_each_input_once_with_the_peer_summary() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer");
+    let mut config = config();
+    config.general.flows_dir = root.join("flows");
+    config.general.locales_dir = root.join("locales");
+    config.general.flow = "peer".into();
+    let content = match crate::content::load(&config) {
+        Ok(content) => content,
+        Err(problems) => panic!("benches/peer does not load: {problems:#?}"),
+    };
+    let flow = &content.flow;
+    let render = |step: &Step| -> Vec<String> {
+        step.replies
+            .iter()
+            .map(|r| content.catalog.format("ja", &r.message_id, &r.args))
+            .collect()
+    };
+    let mut state = State::fresh(CONVERSATION, &flow.flow.flow.start, t0());
+    let greeted = step(flow, state, Input::Start, t0(), &settings());
+    assert_eq!(greeted.replies.len(), 1);
+    state = greeted.state;
+    let mut minute = 0;
+    for (round, answers) in [
+        ["はい", "いいえ", "はい", "いいえ", "はい", "いいえ"],
+        ["いいえ", "いいえ", "はい", "はい", "いいえ", "はい"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        minute += 1;
+        let asked = step(flow, state, text("診断"), at(minute), &settings());
+        assert_eq!(render(&asked), ["Q1. 5分間に5回以上試しましたか？"]);
+        state = asked.state;
+        for (i, answer) in answers.iter().enumerate() {
+            minute += 1;
+            let answered = step(flow, state, text(answer), at(minute), &settings());
+            let said = render(&answered);
+            assert_eq!(said.len(), 1, "{said:?}");
+            if i < 5 {
+                assert!(said[0].starts_with(&format!("Q{}. ", i + 2)), "{said:?}");
+            } else {
+                assert_eq!(
+                    said[0],
+                    format!("診断結果({}回目): {}", round + 1, answers.join(","))
+                );
+            }
+            state = answered.state;
+        }
+    }
+}
+
 #[test]
 fn a_queued_person_restarts_by_naming_it_and_a_description_is_relayed() {
     // "リスタート" shares nothing with the restart examples; the word

@@ -1,0 +1,1 @@
+../../../../locales/en/web.ftl

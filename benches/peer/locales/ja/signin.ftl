@@ -1,0 +1,1 @@
+../../../../locales/ja/signin.ftl

@@ -1,0 +1,1 @@
+../../../../locales/ja/teams.ftl

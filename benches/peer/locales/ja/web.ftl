@@ -1,0 +1,1 @@
+../../../../locales/ja/web.ftl
