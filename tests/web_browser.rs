@@ -510,3 +510,158 @@ async fn handoff_to_an_agent_in_discord() {
     service.stop().await;
     drop(driver);
 }
+
+/// An activity of the Teams agent ([`support::TEAMS_AGENT_AAD`], 佐藤) in
+/// `thread` of the agents' channel, as Teams delivers it.
+fn teams_agent_activity(
+    fake: &support::fake_botframework::FakeBotFramework,
+    id: &str,
+    thread: &str,
+) -> Value {
+    json!({
+        "type": "message",
+        "id": id,
+        "timestamp": "2026-11-25T01:00:00Z",
+        "serviceUrl": fake.service_url(),
+        "channelId": "msteams",
+        "from": {"id": "29:agent", "name": "佐藤", "aadObjectId": support::TEAMS_AGENT_AAD},
+        "conversation": {"id": thread, "conversationType": "channel", "tenantId": "tenant-1"},
+        "recipient": {"id": format!("28:{}", support::fake_botframework::APP_ID), "name": "madoguchi"},
+        "locale": "ja-JP",
+        "channelData": {"tenant": {"id": "tenant-1"}},
+    })
+}
+
+/// `text` after an @mention of the bot (in a channel Teams delivers only
+/// those).
+fn mentioning_the_bot(mut activity: Value, text: &str) -> Value {
+    let bot = activity["recipient"]["id"].clone();
+    activity["text"] = json!(format!("<at>madoguchi</at> {text}"));
+    activity["entities"] = json!([{
+        "type": "mention",
+        "mentioned": {"id": bot, "name": "madoguchi"},
+        "text": "<at>madoguchi</at>",
+    }]);
+    activity
+}
+
+/// Posts `activity` to the service's `/api/messages` as Teams would (a
+/// signed token); asserts Teams would deliver it and that it is accepted.
+async fn from_teams(
+    service: &Service,
+    fake: &support::fake_botframework::FakeBotFramework,
+    activity: &Value,
+) {
+    assert!(
+        fake.delivers(activity),
+        "Teams would not deliver {activity}"
+    );
+    let token = fake.token(&fake.key(), &fake.service_url(), |_| {});
+    let status = reqwest::Client::new()
+        .post(format!("{}/api/messages", service.url))
+        .bearer_auth(token)
+        .json(activity)
+        .send()
+        .await
+        .expect("post")
+        .status();
+    assert_eq!(status.as_u16(), 200, "{activity}");
+}
+
+/// The person in the page, the agent in the Teams agents' channel (the
+/// fake Bot Framework, `desk.agents = "teams"`): the handoff posts a card
+/// there, the agent claims with its button (the page shows the name), the
+/// agent's text with markup appears literally in the page (no element, no
+/// alert), the full-width number the person types reaches the card's
+/// thread masked, and `@madoguchi close` asks the satisfaction question
+/// in the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_to_an_agent_in_teams() {
+    use support::fake_botframework::FakeBotFramework;
+    use support::service::text;
+    use support::TEAMS_AGENTS_CONVERSATION;
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let fake = FakeBotFramework::start().await;
+    let mut config = support::teams_config(&fake);
+    config.desk.agents = "teams".into();
+    let dir = tempfile::tempdir().expect("dir");
+    let service = Service::start(
+        config,
+        &dir.path().join("web.db"),
+        Arc::new(SystemClock),
+        &[("MADOGUCHI_TEAMS_APP_SECRET", "s3cret")],
+    )
+    .await;
+    let page = browser(&driver).await;
+    page.goto(&format!("{}/chat", service.url))
+        .await
+        .expect("page");
+    page.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("button[data-choice='start-locked']"))
+        .await
+        .expect("the greeting");
+    type_and_send(&page, "担当者と話したいです").await;
+    let card = fake
+        .wait_for("the handoff card", |p| {
+            p.conversation == TEAMS_AGENTS_CONVERSATION && p.body["attachments"].is_array()
+        })
+        .await;
+    let thread = format!("{TEAMS_AGENTS_CONVERSATION};messageid={}", card.id);
+
+    // The card's Claim button (an Action.Submit: the press carries its data).
+    let mut claim = teams_agent_activity(&fake, "claim-1", &thread);
+    claim["value"] = card.actions()[0]["data"].clone();
+    from_teams(&service, &fake, &claim).await;
+    shows(&page, "佐藤").await;
+
+    let said =
+        "佐藤です。<script>alert(1)</script><img src=x onerror=alert(1)>番号を教えてください";
+    let say = mentioning_the_bot(teams_agent_activity(&fake, "say-1", &thread), said);
+    from_teams(&service, &fake, &say).await;
+    shows(&page, said).await;
+    let markup = page
+        .execute(
+            "return document.querySelectorAll('#log img, #log script, #log [onerror]').length",
+            vec![],
+        )
+        .await
+        .expect("markup");
+    assert_eq!(markup, json!(0));
+    assert!(page.get_alert_text().await.is_err(), "an alert opened");
+
+    type_and_send(&page, "０９０ー１２３４ー５６７８ です").await;
+    let relayed = {
+        let thread = thread.clone();
+        fake.wait_for("the person's text in the card's thread", move |p| {
+            p.conversation == thread && p.text().contains("****")
+        })
+        .await
+    };
+    let relayed = relayed.text();
+    assert!(
+        !relayed.contains("1234") && !relayed.contains("１２３４"),
+        "{relayed}"
+    );
+    assert!(relayed.contains("です"), "{relayed}");
+
+    let close = mentioning_the_bot(teams_agent_activity(&fake, "close-1", &thread), "close");
+    from_teams(&service, &fake, &close).await;
+    let question = text("csat-question", &[]);
+    shows(&page, &question).await;
+    let choices = page
+        .execute(
+            "return Array.from(document.querySelectorAll('#log .msg.bot')).filter(m => m.firstChild.textContent.includes(arguments[0])).flatMap(m => Array.from(m.querySelectorAll('button')).map(b => b.dataset.choice));",
+            vec![json!(question)],
+        )
+        .await
+        .expect("choices");
+    assert_eq!(choices, json!(["csat-yes", "csat-no"]));
+    // An alert opened by anything shown earlier would still be open here.
+    assert!(page.get_alert_text().await.is_err(), "an alert opened");
+    page.close().await.expect("close");
+    service.stop().await;
+    drop(driver);
+}
