@@ -327,11 +327,18 @@ impl Deliver for WithAgents {
     }
 
     async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+        self.deliver_with_receipt(item).await.map(|_| ())
+    }
+
+    async fn deliver_with_receipt(
+        &self,
+        item: &OutboxItem,
+    ) -> Result<Option<String>, DeliveryError> {
         match (&item.row, &self.agents) {
             (OutboxRow::Replies { .. } | OutboxRow::AgentsNotice { .. }, _) => {
-                self.own.deliver(item).await
+                self.own.deliver_with_receipt(item).await
             }
-            (_, Some(agents)) => agents.deliver(item).await,
+            (_, Some(agents)) => agents.deliver_with_receipt(item).await,
             (row, None) => Err(DeliveryError::Permanent(format!(
                 "{}: no agents' side ({} row not delivered): {}",
                 self.own.channel(),
@@ -375,9 +382,13 @@ fn teams_start_up_checks(config: &crate::channels::teams::TeamsConfig) {
 }
 
 /// Fires due timers (case A's reminders) at their time; on start it fires
-/// everything that came due while the service was down.
-async fn timer_loop(desk: Desk, clock: Arc<dyn Clock>, mut stopping: watch::Receiver<bool>) {
+/// everything that came due while the service was down. On a store other
+/// processes share it also looks every [`Desk::shared_poll_interval`]: a
+/// timer another instance set (and did not fire, because it died) wakes
+/// nobody here otherwise.
+pub async fn timer_loop(desk: Desk, clock: Arc<dyn Clock>, mut stopping: watch::Receiver<bool>) {
     let mut committed = desk.committed();
+    let poll = desk.shared_poll_interval();
     loop {
         if *stopping.borrow() {
             return;
@@ -394,9 +405,12 @@ async fn timer_loop(desk: Desk, clock: Arc<dyn Clock>, mut stopping: watch::Rece
                 Some(clock.now() + chrono::Duration::minutes(1))
             }
         };
-        let wait = next
+        let mut wait = next
             .map(|due| (due - clock.now()).to_std().unwrap_or_default())
             .unwrap_or(std::time::Duration::from_secs(3600));
+        if let Some(poll) = poll {
+            wait = wait.min(poll);
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = committed.changed() => {}

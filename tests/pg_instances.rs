@@ -572,6 +572,113 @@ async fn a_due_timer_fired_by_two_instances_fires_once() {
     .await;
 }
 
+/// An idle instance's timer loop fires a timer another instance set and
+/// never fired (it died): the loop also looks every shared poll interval,
+/// since the other instance's commit woke nobody here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_instance_fires_a_timer_set_by_another() {
+    with_instances("idle_timer", 2, |stores, _| async move {
+        let desks = desks(&stores);
+        let clock = Arc::new(madoguchi::clock::ManualClock::new(jst(14, 0)));
+        let (stop, stopping) = watch::channel(false);
+        // Instance B idles: nothing pending, its next look an hour away
+        // without the shared poll.
+        let loop_b = tokio::spawn(madoguchi::serve::timer_loop(
+            desks[1].clone(),
+            clock.clone(),
+            stopping,
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let a = &desks[0];
+        let now = jst(14, 0);
+        let id = a
+            .start("console", "u-idle", "ja", now)
+            .await
+            .expect("start")
+            .conversation_id;
+        for choice in ["start-locked", "a-count-many"] {
+            a.handle(&id, Input::Choice(choice.into()), None, now)
+                .await
+                .expect("step");
+        }
+        a.handle(&id, Input::Text("１０分前".into()), None, now)
+            .await
+            .expect("step");
+        // Instance A dies before the timer is due; B's clock reaches it.
+        clock.set(jst(19, 0));
+        let fired = async {
+            loop {
+                if stores[1]
+                    .next_timer_due(Some(&id))
+                    .await
+                    .expect("due")
+                    .is_none()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        let in_time = tokio::time::timeout(Duration::from_secs(10), fired).await;
+        let _ = stop.send(true);
+        let _ = loop_b.await;
+        assert!(in_time.is_ok(), "the idle instance did not fire the timer");
+        let reminders = stores[0]
+            .rows_after(&id, 0, 100)
+            .await
+            .expect("rows")
+            .into_iter()
+            .filter(|row| row.payload.to_string().contains("reminder-lockout-over"))
+            .count();
+        assert_eq!(reminders, 1);
+    })
+    .await;
+}
+
+// ----- the Discord gateway's leader --------------------------------------
+
+/// One instance at a time holds the gateway role; another takes it once
+/// the holder's connection is gone (dropped here, as when its process
+/// dies), and not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_gateway_has_one_leader_and_another_takes_over_when_it_is_gone() {
+    with_instances("leader", 2, |stores, _| async move {
+        let role = madoguchi::channels::discord::GATEWAY_ROLE;
+        let mut first = stores[0]
+            .try_lead(role)
+            .await
+            .expect("try")
+            .expect("the first instance leads");
+        for _ in 0..3 {
+            assert!(
+                stores[1].try_lead(role).await.expect("try").is_none(),
+                "two leaders at once"
+            );
+        }
+        // Another role is independent.
+        let other = stores[1].try_lead("another-role").await.expect("try");
+        assert!(other.is_some());
+        // Still held after a connection check.
+        let still = tokio::time::timeout(Duration::from_secs(3), first.lost()).await;
+        assert!(still.is_err(), "the leadership was lost while held");
+        drop(first);
+        let taken = async {
+            loop {
+                if let Some(leadership) = stores[1].try_lead(role).await.expect("try") {
+                    return leadership;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let second = tokio::time::timeout(Duration::from_secs(5), taken)
+            .await
+            .expect("the second instance takes over once the first is gone");
+        assert!(stores[0].try_lead(role).await.expect("try").is_none());
+        drop(second);
+    })
+    .await;
+}
+
 // ----- redelivery -------------------------------------------------------
 
 fn inbound(text: &str, key: &str) -> Inbound {

@@ -706,6 +706,16 @@ async fn check(pool: &sqlx::PgPool, fake: &FakeBotFramework, load: &Load) -> Che
             .fetch_one(pool)
             .await
             .expect("failed");
+    let reasons: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT failed_reason, COUNT(*) FROM outbox WHERE failed_reason IS NOT NULL
+         GROUP BY failed_reason ORDER BY COUNT(*) DESC LIMIT 5",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("failed reasons");
+    for (reason, n) in &reasons {
+        lines.push(format!("Failed rows: {n} × {reason}"));
+    }
     let outbox = sqlx::query(
         "SELECT c.address, o.payload FROM outbox o JOIN conversations c ON c.id = o.conversation_id
          WHERE o.channel = 'teams'",

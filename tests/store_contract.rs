@@ -793,6 +793,38 @@ async fn many_marked_sent_at_once(store: Arc<dyn Store>) {
     }
 }
 
+/// The parts of a row a channel split (Teams' activities) recorded as the
+/// platform accepts them are read back until the row is sent: what a
+/// redelivery after a crash skips.
+async fn sent_parts_are_kept_until_the_row_is_sent(store: Arc<dyn Store>) {
+    let mut commit = input("parts", None, "p-1", "one");
+    commit
+        .outbox
+        .push(("console".into(), json!({ "label": "two" })));
+    let CommitOutcome::Committed { outbox_ids, .. } = store.commit(commit).await.expect("commit")
+    else {
+        panic!("expected committed");
+    };
+    let (row, other) = (outbox_ids[0], outbox_ids[1]);
+    assert!(store.sent_parts(row).await.expect("parts").is_empty());
+    let first = vec![Some("act-1".to_string())];
+    store.record_sent_parts(row, &first).await.expect("record");
+    assert_eq!(store.sent_parts(row).await.expect("parts"), first);
+    let two = vec![Some("act-1".to_string()), None];
+    store.record_sent_parts(row, &two).await.expect("record");
+    assert_eq!(store.sent_parts(row).await.expect("parts"), two);
+    assert!(
+        store.sent_parts(other).await.expect("parts").is_empty(),
+        "another row has none"
+    );
+    store.mark_sent(&[row], Utc::now()).await.expect("sent");
+    store.record_sent_parts(row, &first).await.expect("ignored");
+    assert!(
+        store.sent_parts(row).await.expect("parts").is_empty(),
+        "a sent row has nothing left to skip"
+    );
+}
+
 async fn race(
     store: &Arc<dyn Store>,
     racers: usize,
@@ -819,6 +851,7 @@ async fn race(
 async fn memory_store_keeps_the_contract() {
     contract(Arc::new(MemoryStore::new())).await;
     racing_commits(Arc::new(MemoryStore::new())).await;
+    sent_parts_are_kept_until_the_row_is_sent(Arc::new(MemoryStore::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -837,7 +870,8 @@ async fn sqlite_store_keeps_the_contract() {
         .expect("open");
     let store: Arc<dyn Store> = Arc::new(store);
     contract(store.clone()).await;
-    racing_commits(store).await;
+    racing_commits(store.clone()).await;
+    sent_parts_are_kept_until_the_row_is_sent(store).await;
 }
 
 /// Group commit: many inputs at once from many conversations, with
@@ -1016,7 +1050,8 @@ async fn postgres_store_keeps_the_contract() {
         failed_commit_writes_nothing(shared.clone()).await;
         many_conversations_at_once(shared.clone()).await;
         failing_input_among_many(shared.clone()).await;
-        many_marked_sent_at_once(shared).await;
+        many_marked_sent_at_once(shared.clone()).await;
+        sent_parts_are_kept_until_the_row_is_sent(shared).await;
     })
     .await;
     store.close().await;

@@ -1129,6 +1129,79 @@ async fn a_retried_row_does_not_resend_the_activities_already_accepted() {
     service.stop().await;
 }
 
+/// Rule 5 across a crash: the activities Teams accepted are recorded on
+/// the row, so a deliverer with nothing in memory (a restarted process,
+/// another instance) sends only the rest: the first part is not posted
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_redelivered_after_a_crash_skips_the_activities_already_accepted() {
+    use madoguchi::channels::teams::{deliver::TeamsDeliver, TeamsContext};
+    use madoguchi::outbox::{Deliver, OutboxItem, OutboxRow, RenderedReply};
+    const CHAT: &str = "a:1crash-chat";
+    let fake = FakeBotFramework::start().await;
+    let (_dir, service) = fresh(&fake).await;
+    hello(&service, &fake, CHAT, "c-1").await;
+    wait_question(&fake, CHAT).await;
+    let store = service.stop().await;
+    let conversation = store
+        .find_by_address("teams", CHAT)
+        .await
+        .expect("find")
+        .expect("conversation")
+        .id;
+    let reply = |text: &str| RenderedReply {
+        message_id: "m".into(),
+        text: text.into(),
+        choices: Vec::new(),
+    };
+    let row = OutboxRow::Replies {
+        replies: vec![reply("一つ目の部分"), reply("二つ目の部分")],
+    };
+    let id = store
+        .enqueue(&conversation, "teams", row.to_payload(), chrono::Utc::now())
+        .await
+        .expect("enqueue");
+    let item = OutboxItem {
+        id,
+        conversation_id: conversation,
+        row,
+    };
+    let config = teams_config(&fake).teams;
+    let env = |name: &str| (name == "MADOGUCHI_TEAMS_APP_SECRET").then(|| "s3cret".to_string());
+    let credential = config.credential(&env).expect("credential");
+    let desk = support::desk(store.clone());
+    let process = || {
+        TeamsDeliver::new(Arc::new(TeamsContext::new(
+            desk.clone(),
+            Arc::new(ManualClock::new(jst(10, 0))),
+            config.clone(),
+            credential.clone(),
+        )))
+    };
+    // The first part is accepted, the second refused; then the process dies.
+    fake.script(CHAT, &[200, 500]);
+    assert!(process().deliver(&item).await.is_err());
+    let receipt = process()
+        .deliver_with_receipt(&item)
+        .await
+        .expect("the rest is delivered");
+    let accepted = |text: &'static str| {
+        fake.posted()
+            .iter()
+            .filter(|p| p.conversation == CHAT && p.status == 200 && p.text() == text)
+            .count()
+    };
+    assert_eq!(
+        accepted("一つ目の部分"),
+        1,
+        "the first part was posted twice"
+    );
+    assert_eq!(accepted("二つ目の部分"), 1);
+    let ids: Vec<Option<String>> =
+        serde_json::from_str(&receipt.expect("a receipt")).expect("a JSON list");
+    assert_eq!(ids.len(), 2, "{ids:?}");
+}
+
 /// Rule 5: 412 (another operation on the conversation, e.g. the typing
 /// indicator) is retried, and the typing indicator does not race replies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,10 @@
 //   3. stop serve, start it again on the same file (start-up time with N stored conversations);
 //   4. resume all N: one answer each (はい), whose reply must be Q2 of that conversation; time and RSS.
 // usage: node benches/peer/many.js [--n 100000] [--conc 100] [--harness DIR] [--bin PATH] [--out FILE]
+//                                   [--db DIR --opened N] [--resume M]
 //   --harness: the shared harness (default ../shared/bench/botframework from the repository root)
+//   --db DIR --opened N: skip steps 1-2 and use a database where conversations 0..N-1 wait at Q1
+//     (the folder of an earlier run, kept); --resume M: resume only the first M conversations.
 const http = require('http');
 const net = require('net');
 const fs = require('fs');
@@ -19,6 +22,7 @@ const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
 const ROOT = path.resolve(__dirname, '../..');
 const N = Number(args.n || 100000);
+const RESUME = Number(args.resume ?? args.opened ?? N);
 const C = Number(args.conc || 100);
 const HARNESS = path.resolve(args.harness || path.join(ROOT, '../shared/bench/botframework'));
 const BIN = path.resolve(args.bin || path.join(ROOT, 'target/release/madoguchi'));
@@ -103,21 +107,21 @@ async function turn(k, id, extra) {
   return replied;
 }
 
-async function phase(name, pid, work) {
+async function phase(name, pid, work, count = N) {
   const cpu0 = cpuMs(pid);
   const t0 = now();
   let next = 0, failures = 0;
   const samples = [];
   await Promise.all(Array.from({ length: C }, async () => {
-    while (next < N) {
+    while (next < count) {
       const k = next++;
       if (!(await work(k))) { failures++; if (samples.length < 5) samples.push(k); }
     }
   }));
   const seconds = (now() - t0) / 1000;
   const out = {
-    phase: name, conversations: N, seconds: +seconds.toFixed(1), perSecond: +(N / seconds).toFixed(0),
-    cpuMsPerConversation: +((cpuMs(pid) - cpu0) / N).toFixed(3), failures, failureSamples: samples,
+    phase: name, conversations: count, seconds: +seconds.toFixed(1), perSecond: +(count / seconds).toFixed(0),
+    cpuMsPerConversation: +((cpuMs(pid) - cpu0) / count).toFixed(3), failures, failureSamples: samples,
     rssMiB: +(statusKb(pid, 'VmRSS') / 1024).toFixed(1), hwmMiB: +(statusKb(pid, 'VmHWM') / 1024).toFixed(1),
   };
   console.log(JSON.stringify(out));
@@ -132,19 +136,23 @@ async function phase(name, pid, work) {
     },
   });
   await new Promise((resolve) => connector.listen(3979, '127.0.0.1', resolve));
-  const dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'madoguchi-many-'));
-  const result = { n: N, conc: C, bin: BIN, dbDir, date: new Date().toISOString() };
+  const reuse = Boolean(args.db);
+  const dbDir = reuse ? path.resolve(args.db) : fs.mkdtempSync(path.join(os.tmpdir(), 'madoguchi-many-'));
+  const result = { n: reuse ? Number(args.opened) : N, conc: C, bin: BIN, dbDir, date: new Date().toISOString() };
 
-  let bot = await startBot(dbDir);
-  result.startupEmptyMs = bot.startupMs;
-  result.idleRssMiB = +(statusKb(bot.child.pid, 'VmRSS') / 1024).toFixed(1);
-  result.open = await phase('open', bot.child.pid, async (k) => {
-    const greeting = await turn(k, `${k}-0`, { type: 'conversationUpdate', membersAdded: [{ id: `29:many-u${k}` }] });
-    if (greeting === null) return false;
-    const q1 = await turn(k, `${k}-1`, { type: 'message', text: '診断' });
-    return typeof q1 === 'string' && q1.startsWith('Q1.');
-  });
-  await stopBot(bot.child);
+  let bot;
+  if (!reuse) {
+    bot = await startBot(dbDir);
+    result.startupEmptyMs = bot.startupMs;
+    result.idleRssMiB = +(statusKb(bot.child.pid, 'VmRSS') / 1024).toFixed(1);
+    result.open = await phase('open', bot.child.pid, async (k) => {
+      const greeting = await turn(k, `${k}-0`, { type: 'conversationUpdate', membersAdded: [{ id: `29:many-u${k}` }] });
+      if (greeting === null) return false;
+      const q1 = await turn(k, `${k}-1`, { type: 'message', text: '診断' });
+      return typeof q1 === 'string' && q1.startsWith('Q1.');
+    });
+    await stopBot(bot.child);
+  }
   result.dbMiB = +(fs.readdirSync(dbDir).reduce((a, f) => a + fs.statSync(path.join(dbDir, f)).size, 0) / 1048576).toFixed(1);
 
   bot = await startBot(dbDir);
@@ -153,12 +161,12 @@ async function phase(name, pid, work) {
   result.resume = await phase('resume', bot.child.pid, async (k) => {
     const q2 = await turn(k, `${k}-2`, { type: 'message', text: 'はい' });
     return typeof q2 === 'string' && q2.startsWith('Q2.');
-  });
+  }, Math.min(RESUME, result.n));
   await stopBot(bot.child);
   result.connector = connector.stats(false);
   console.log(JSON.stringify(result, null, 2));
   if (args.out) fs.writeFileSync(args.out, JSON.stringify(result, null, 2));
-  fs.rmSync(dbDir, { recursive: true, force: true });
+  if (!reuse) fs.rmSync(dbDir, { recursive: true, force: true });
   agent.destroy();
-  process.exit(result.open.failures + result.resume.failures === 0 ? 0 : 1);
+  process.exit((result.open ? result.open.failures : 0) + result.resume.failures === 0 ? 0 : 1);
 })();

@@ -26,6 +26,8 @@ struct Inner {
     addresses: BTreeMap<String, String>,
     references: BTreeMap<(String, String), String>,
     failed: BTreeMap<i64, String>,
+    /// Row id → the parts the platform accepted ([`Store::record_sent_parts`]).
+    sent_parts: BTreeMap<i64, Vec<Option<String>>>,
 }
 
 #[derive(Default)]
@@ -287,6 +289,30 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn record_sent_parts(&self, id: i64, parts: &[Option<String>]) -> StoreResult<()> {
+        let mut inner = self.lock()?;
+        let unsent = inner
+            .outbox
+            .iter()
+            .any(|(message, sent)| message.id == id && !sent);
+        if unsent {
+            inner.sent_parts.insert(id, parts.to_vec());
+        }
+        Ok(())
+    }
+
+    async fn sent_parts(&self, id: i64) -> StoreResult<Vec<Option<String>>> {
+        let inner = self.lock()?;
+        let unsent = inner
+            .outbox
+            .iter()
+            .any(|(message, sent)| message.id == id && !sent);
+        Ok(match inner.sent_parts.get(&id) {
+            Some(parts) if unsent => parts.clone(),
+            _ => Vec::new(),
+        })
     }
 
     async fn transcript(&self, conversation: &str) -> StoreResult<Vec<TranscriptEntry>> {

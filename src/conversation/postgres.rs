@@ -126,6 +126,19 @@ const HOLD_CONNECTIONS: u32 = 16;
 /// once its lease ran out.
 const SHARED_POLL: Duration = Duration::from_secs(1);
 
+/// How often a leader checks the connection holding its role
+/// ([`Store::try_lead`]); a failure means the lock may be gone.
+const LEADER_CHECK: Duration = Duration::from_secs(2);
+
+/// Aborts the task (dropping the connection it owns) when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Wraps a sqlx error with what the store was doing.
 fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| StoreError::database(context, e)
@@ -744,6 +757,66 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db("reading a message's platform id"))?;
         Ok(platform_id.flatten())
+    }
+
+    async fn try_lead(&self, role: &str) -> StoreResult<Option<Leadership>> {
+        let context = "taking a role among instances";
+        // A connection of its own, outside the pools: the session advisory
+        // lock lives as long as it does, and a dead process's connection
+        // (hence its lock) is ended by the server.
+        let mut connection = (*self.pool.connect_options())
+            .clone()
+            .connect()
+            .await
+            .map_err(db(context))?;
+        let ours: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended('leader:' || $1, 0))")
+                .bind(role)
+                .fetch_one(&mut connection)
+                .await
+                .map_err(db(context))?;
+        if !ours {
+            connection.close().await.ok();
+            return Ok(None);
+        }
+        let (lost, lost_rx) = tokio::sync::watch::channel(false);
+        let role = role.to_string();
+        let keeper = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(LEADER_CHECK) => {}
+                    _ = lost.closed() => break,
+                }
+                if let Err(e) = sqlx::query("SELECT 1").execute(&mut connection).await {
+                    tracing::error!(role, error = %e, "PostgreSQL: the connection holding this instance's role failed; giving the role up");
+                    let _ = lost.send(true);
+                    return;
+                }
+            }
+            connection.close().await.ok();
+        });
+        Ok(Some(Leadership::new(AbortOnDrop(keeper), lost_rx)))
+    }
+
+    async fn record_sent_parts(&self, id: i64, parts: &[Option<String>]) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET platform_message_id = $1 WHERE id = $2 AND sent_at IS NULL")
+            .bind(sent_parts_to_text(parts))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("recording the parts of a message sent"))?;
+        Ok(())
+    }
+
+    async fn sent_parts(&self, id: i64) -> StoreResult<Vec<Option<String>>> {
+        let text: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT platform_message_id FROM outbox WHERE id = $1 AND sent_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading the parts of a message sent"))?;
+        Ok(sent_parts_from_text(text.flatten().as_deref()))
     }
 }
 

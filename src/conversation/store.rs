@@ -239,6 +239,62 @@ impl std::fmt::Debug for ConversationHold {
     }
 }
 
+/// This process's turn as the one holder of a role among every process
+/// sharing the store ([`Store::try_lead`]; the Discord gateway); given up
+/// when dropped, and by itself when the process dies. Opaque: PostgreSQL
+/// keeps the connection holding a session advisory lock in it, a store
+/// only this process uses keeps nothing.
+#[must_use = "the role is held only while the leadership lives"]
+pub struct Leadership {
+    /// Turns true (or closes) when the role may have gone to another
+    /// process (the connection holding it failed); `None`: never.
+    lost: Option<tokio::sync::watch::Receiver<bool>>,
+    _held: Option<Box<dyn Send + Sync>>,
+}
+
+impl Leadership {
+    /// Held for good (one process: nobody else could lead).
+    pub fn always() -> Leadership {
+        Leadership {
+            lost: None,
+            _held: None,
+        }
+    }
+
+    /// Held while `held` lives, until `lost` turns true or its sender is
+    /// dropped.
+    pub fn new(
+        held: impl Send + Sync + 'static,
+        lost: tokio::sync::watch::Receiver<bool>,
+    ) -> Leadership {
+        Leadership {
+            lost: Some(lost),
+            _held: Some(Box::new(held)),
+        }
+    }
+
+    /// Returns when the role may no longer be this process's (its holder
+    /// must stop acting as leader); never for [`Leadership::always`].
+    pub async fn lost(&mut self) {
+        match &mut self.lost {
+            Some(lost) => {
+                let _ = lost.wait_for(|lost| *lost).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
+impl std::fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self._held.is_some() {
+            "Leadership(held)"
+        } else {
+            "Leadership(always)"
+        })
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn load(&self, id: &str) -> StoreResult<Option<ConversationRecord>>;
@@ -459,4 +515,42 @@ pub trait Store: Send + Sync {
     async fn platform_id(&self, _id: i64) -> StoreResult<Option<String>> {
         Ok(None)
     }
+
+    /// Records which parts of unsent row `id` the platform accepted so far
+    /// (a row a channel splits into several messages): their ids in order,
+    /// `None` where the platform gave none. Kept as a JSON list in the
+    /// row's platform id until the row is marked sent, so a redelivery
+    /// after a crash, on any process, skips them
+    /// ([`Store::sent_parts`]). Ignored once the row is sent. Default: not
+    /// kept (the channel's own memory only).
+    async fn record_sent_parts(&self, _id: i64, _parts: &[Option<String>]) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Tries to become the one holder of `role` (`discord-gateway`) among
+    /// every process sharing the store: `None` while another holds it (ask
+    /// again later), else this process's [`Leadership`] until it is dropped
+    /// or lost; a holder that dies gives it up. Default: always granted
+    /// (only this process uses the store).
+    async fn try_lead(&self, _role: &str) -> StoreResult<Option<Leadership>> {
+        Ok(Some(Leadership::always()))
+    }
+
+    /// The parts of unsent row `id` recorded by
+    /// [`Store::record_sent_parts`]; empty when none were.
+    async fn sent_parts(&self, _id: i64) -> StoreResult<Vec<Option<String>>> {
+        Ok(Vec::new())
+    }
+}
+
+/// The JSON list [`Store::record_sent_parts`] keeps.
+pub fn sent_parts_to_text(parts: &[Option<String>]) -> String {
+    serde_json::to_string(parts).unwrap_or_else(|_| "[]".into())
+}
+
+/// [`Store::sent_parts`] from the stored text: empty unless it is a JSON
+/// list (a row's platform id of another form records no parts).
+pub fn sent_parts_from_text(text: Option<&str>) -> Vec<Option<String>> {
+    text.and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
 }

@@ -219,6 +219,19 @@ impl Desk {
         self.inner.committed.subscribe()
     }
 
+    /// How often to look for work other processes sharing the store left
+    /// (their commits wake nobody here); `None` when only this process
+    /// writes the store ([`Store::shared_poll_interval`]).
+    pub fn shared_poll_interval(&self) -> Option<std::time::Duration> {
+        self.inner.store.shared_poll_interval()
+    }
+
+    /// Tries to become the one holder of `role` among the processes
+    /// sharing the store ([`Store::try_lead`]).
+    pub async fn try_lead(&self, role: &str) -> Result<Option<Leadership>, DeskError> {
+        Ok(self.inner.store.try_lead(role).await?)
+    }
+
     /// The outbox as the one sender reads it.
     pub fn outbox_queue(&self) -> OutboxQueue {
         OutboxQueue::new(self.inner.store.clone(), self.committed())
@@ -354,6 +367,21 @@ impl Desk {
             .store
             .set_handoff_address(ticket, address)
             .await?)
+    }
+
+    /// The parts of outbox row `row` the platform already accepted, as
+    /// recorded by [`Desk::record_sent_parts`] (a redelivery skips them).
+    pub async fn sent_parts(&self, row: i64) -> Result<Vec<Option<String>>, DeskError> {
+        Ok(self.inner.store.sent_parts(row).await?)
+    }
+
+    /// Records the parts of outbox row `row` the platform accepted so far.
+    pub async fn record_sent_parts(
+        &self,
+        row: i64,
+        parts: &[Option<String>],
+    ) -> Result<(), DeskError> {
+        Ok(self.inner.store.record_sent_parts(row, parts).await?)
     }
 
     /// Where the person of `conversation` is reached.

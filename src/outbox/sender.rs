@@ -57,8 +57,9 @@ pub trait Deliver: Send + Sync + 'static {
     async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError>;
 
     /// [`Deliver::deliver`], returning the platform's id(s) of what it
-    /// posted (space-separated when a row became several messages), which
-    /// the sender records on the row. Default: no id is reported.
+    /// posted (a JSON list when a row became several messages, as
+    /// [`Store::record_sent_parts`] keeps them), which the sender records
+    /// on the row. Default: no id is reported.
     async fn deliver_with_receipt(
         &self,
         item: &OutboxItem,
@@ -74,6 +75,14 @@ pub enum DeliveryError {
     /// when the platform said how long.
     #[error("temporary: {reason}")]
     Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// The platform asks this conversation to slow down (an HTTP 429 for
+    /// one thread): it waits `after` (or a back-off) and the attempt does
+    /// not count — a throttled message is late, never given up.
+    #[error("throttled: {reason}")]
+    Throttled {
         reason: String,
         after: Option<Duration>,
     },
@@ -387,6 +396,7 @@ async fn deliver_with_retry(shared: &Shared, message: OutboxMessage) -> bool {
     };
     let kind = item.row.kind();
     let mut attempt = 0u32;
+    let mut throttled = 0u32;
     loop {
         attempt += 1;
         shared.wait_while_paused().await;
@@ -425,6 +435,19 @@ async fn deliver_with_retry(shared: &Shared, message: OutboxMessage) -> bool {
                     .min(shared.settings.max_delay);
                 tracing::warn!(channel, row = item.id, kind, %reason, delay_ms = delay.as_millis() as u64, "sender: channel unavailable, every conversation waits (the message stays queued)");
                 shared.pause_for(delay);
+            }
+            Err(DeliveryError::Throttled { reason, after }) => {
+                // Told to slow down, not failing: the attempt does not count.
+                attempt -= 1;
+                throttled = throttled.saturating_add(1);
+                if *shared.stopping.borrow() {
+                    return false;
+                }
+                let delay = after
+                    .unwrap_or_else(|| shared.backoff(throttled))
+                    .min(shared.settings.max_delay);
+                tracing::warn!(channel, row = item.id, conversation = %item.conversation_id, kind, throttled, %reason, delay_ms = delay.as_millis() as u64, "sender: throttled by the platform, this conversation waits");
+                tokio::time::sleep(delay).await;
             }
             Err(DeliveryError::Retry { reason, after }) if !last => {
                 let delay = after
@@ -643,7 +666,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_throttled_conversation_does_not_hold_back_another() {
-        let (a_failed, b_sent) = b_after_a_fails(DeliveryError::Retry {
+        let (a_failed, b_sent) = b_after_a_fails(DeliveryError::Throttled {
             reason: "429".into(),
             after: Some(Duration::from_secs(60)),
         })
@@ -711,6 +734,23 @@ mod tests {
     async fn an_outage_does_not_use_up_attempts_and_the_row_goes_out_after_it() {
         let (store, id, attempts) = outage_run(vec![outage(); 10], false).await;
         assert_eq!(attempts, 11, "ten outages, then the delivery");
+        assert!(store
+            .pending_conversations("test", 10)
+            .await
+            .expect("pending")
+            .is_empty());
+        assert_eq!(store.failed_reason(id).await.expect("reason"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_row_is_late_not_given_up() {
+        // More 429s than max_attempts (3): the row still goes out.
+        let throttled = DeliveryError::Throttled {
+            reason: "connector answered HTTP 429".into(),
+            after: Some(Duration::from_secs(2)),
+        };
+        let (store, id, attempts) = outage_run(vec![throttled; 10], false).await;
+        assert_eq!(attempts, 11, "ten throttles, then the delivery");
         assert!(store
             .pending_conversations("test", 10)
             .await

@@ -23,9 +23,17 @@
 //! staff thread of their latest ticket is told, and the row is marked
 //! failed with the reason.
 //!
-//! Failures are classified for the sender: 429, 5xx and network errors are
-//! temporary (retried with backoff, in this conversation only); other 4xx
-//! are permanent. In production serenity's own rate limiter sits below
+//! A row that becomes several messages (a long reply split, a reply with
+//! its question, a summary and the recent lines) records, after each
+//! message Discord accepted, their ids on the row
+//! ([`crate::conversation::store::Store::record_sent_parts`]); a retry,
+//! or a redelivery after a crash on any instance, sends only the rest.
+//!
+//! Failures are classified for the sender: a 429 throttles this
+//! conversation (it waits; the attempt does not count, so a throttled
+//! message is late, never given up); 5xx and network errors are temporary
+//! (retried with backoff, in this conversation only); other 4xx are
+//! permanent. In production serenity's own rate limiter sits below
 //! this: it keeps Discord's per-route buckets, waits out a 429's
 //! `retry_after` inside the call (holding back only the worker of that
 //! conversation) and, on a global 429, holds every request of the bot, so
@@ -83,7 +91,14 @@ pub fn classify(error: serenity::Error) -> DeliveryError {
     if let serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(response)) = &error
     {
         let status = response.status_code.as_u16();
-        if status == 429 || status >= 500 {
+        if status == 429 {
+            // Slowed down, not failing: late, never given up.
+            return DeliveryError::Throttled {
+                reason: format!("HTTP {status} from Discord"),
+                after: None,
+            };
+        }
+        if status >= 500 {
             return DeliveryError::retry(format!("HTTP {status} from Discord"));
         }
         return DeliveryError::Permanent(format!(
@@ -112,6 +127,58 @@ impl DiscordDeliver {
             .send_message(&self.http, message)
             .await
             .map(|_| ())
+            .map_err(classify)
+    }
+
+    /// Sends `messages` to `channel` in order for row `row`, skipping those
+    /// recorded as accepted by an earlier attempt and recording each one
+    /// accepted (the last is recorded by marking the row sent). The inner
+    /// error is Discord's refusal of a message, for the caller to classify.
+    async fn send_parts(
+        &self,
+        row: i64,
+        channel: ChannelId,
+        messages: Vec<CreateMessage>,
+    ) -> Result<Result<(), serenity::Error>, DeliveryError> {
+        let total = messages.len();
+        let mut sent = if total > 1 {
+            self.desk
+                .sent_parts(row)
+                .await
+                .map_err(DeliveryError::retry)?
+        } else {
+            Vec::new()
+        };
+        for message in messages.into_iter().skip(sent.len()) {
+            match channel.send_message(&self.http, message).await {
+                Ok(posted) => {
+                    sent.push(Some(posted.id.get().to_string()));
+                    if sent.len() < total {
+                        if let Err(e) = self.desk.record_sent_parts(row, &sent).await {
+                            tracing::warn!(row, error = %e, "Discord: could not record the messages sent (after a crash they would be sent again)");
+                        }
+                    }
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// `texts` split to Discord's size, as parts of row `row`.
+    async fn send_texts(
+        &self,
+        row: i64,
+        channel: ChannelId,
+        texts: &[&str],
+    ) -> Result<(), DeliveryError> {
+        let messages = texts
+            .iter()
+            .flat_map(|text| split_text(text, MAX_CONTENT_CHARS))
+            .map(plain)
+            .collect();
+        self.send_parts(row, channel, messages)
+            .await?
             .map_err(classify)
     }
 
@@ -204,18 +271,15 @@ impl Deliver for DiscordDeliver {
                         DeliveryError::Permanent("conversation has no Discord address".into())
                     })?;
                 let channel = channel_from(&address)?;
-                for reply in replies {
-                    for message in reply_messages(&reply.text, &reply.choices) {
-                        match channel.send_message(&self.http, message).await {
-                            Ok(_) => {}
-                            Err(e) if refuses_dms(&e) => {
-                                return self.dm_refused(item, &address, replies).await;
-                            }
-                            Err(e) => return Err(classify(e)),
-                        }
-                    }
+                let messages = replies
+                    .iter()
+                    .flat_map(|reply| reply_messages(&reply.text, &reply.choices))
+                    .collect();
+                match self.send_parts(item.id, channel, messages).await? {
+                    Ok(()) => Ok(()),
+                    Err(e) if refuses_dms(&e) => self.dm_refused(item, &address, replies).await,
+                    Err(e) => Err(classify(e)),
                 }
-                Ok(())
             }
             OutboxRow::Handoff {
                 ticket,
@@ -256,21 +320,22 @@ impl Deliver for DiscordDeliver {
                         thread.id
                     }
                 };
-                self.send_text(thread, summary).await?;
+                let recent_text = format!("{recent_title}\n{}", recent.join("\n"));
+                let mut texts = vec![summary.as_str()];
                 if !recent.is_empty() {
-                    self.send_text(thread, &format!("{recent_title}\n{}", recent.join("\n")))
-                        .await?;
+                    texts.push(&recent_text);
                 }
-                Ok(())
+                self.send_texts(item.id, thread, &texts).await
             }
             OutboxRow::Relay { ticket, text }
             | OutboxRow::AgentNote { ticket, text }
             | OutboxRow::Transcript { ticket, text } => {
                 let thread = self.staff_thread(ticket).await?;
-                self.send_text(thread, text).await
+                self.send_texts(item.id, thread, &[text]).await
             }
             OutboxRow::AgentsNotice { address, text } => {
-                self.send_text(channel_from(address)?, text).await
+                self.send_texts(item.id, channel_from(address)?, &[text])
+                    .await
             }
         }
     }

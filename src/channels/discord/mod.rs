@@ -172,12 +172,24 @@ pub fn http(config: &DiscordConfig, token: &str) -> serenity::http::Http {
     http.build()
 }
 
-/// Runs the Discord channel until `shutdown` turns true: the gateway client
-/// and the outbox sender of Discord conversations' rows (`deliver`: the
-/// Discord deliverer, with the agents' side of `desk.agents` when that is
-/// another channel). Returns after the client is shut down and the outbox
-/// has been flushed; returns the error early when the gateway stops by
-/// itself (a close the bot cannot recover from, such as 4014 or 4004).
+/// The role ([`crate::conversation::store::Store::try_lead`]) of the one
+/// instance holding the gateway connection.
+pub const GATEWAY_ROLE: &str = "discord-gateway";
+
+/// How often an instance that does not hold the gateway asks again: about
+/// how long the gateway is away after its holder died.
+const LEADER_RETRY: Duration = Duration::from_secs(2);
+
+/// Runs the Discord channel until `shutdown` turns true: the outbox sender
+/// of Discord conversations' rows (`deliver`: the Discord deliverer, with
+/// the agents' side of `desk.agents` when that is another channel), on
+/// every instance, and the gateway client on the one instance holding
+/// [`GATEWAY_ROLE`] (several instances on PostgreSQL: the others ask every
+/// [`LEADER_RETRY`] and take over when the holder dies; a store only this
+/// process uses always grants it). Returns after the client is shut down
+/// and the outbox has been flushed; returns the error early when the
+/// gateway stops by itself (a close the bot cannot recover from, such as
+/// 4014 or 4004).
 pub async fn run(
     desk: Desk,
     clock: Arc<dyn Clock>,
@@ -186,19 +198,8 @@ pub async fn run(
     deliver: Arc<dyn crate::outbox::Deliver>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DiscordError> {
-    let http = http(&config, &token);
     let config = Arc::new(config);
     let in_flight = Arc::new(tokio::sync::RwLock::new(()));
-    let handler = handler::Handler::new(
-        desk.clone(),
-        clock.clone(),
-        config.clone(),
-        in_flight.clone(),
-    );
-    let mut client = serenity::client::ClientBuilder::new_with_http(http, intents())
-        .event_handler(handler)
-        .await
-        .map_err(|e| DiscordError::from_serenity(e, &config))?;
     // The sender stops only after the gateway is closed and in-flight
     // events are finished, so their replies are flushed too.
     let (stop_sender, sender_stopping) = watch::channel(false);
@@ -209,32 +210,137 @@ pub async fn run(
         clock.clone(),
         sender_stopping,
     ));
-    let shard_manager = client.shard_manager.clone();
-    let mut gateway = tokio::spawn(async move { client.start().await });
-    let fatal = tokio::select! {
-        _ = shutdown.wait_for(|stop| *stop) => None,
-        ended = &mut gateway => Some(match ended {
-            Ok(Err(e)) => DiscordError::from_serenity(e, &config),
-            Ok(Ok(())) => DiscordError::Gateway("the client returned without being asked to stop".into()),
-            Err(e) => DiscordError::Gateway(e.to_string()),
-        }),
+    let gateway = Gateway {
+        desk,
+        clock,
+        config,
+        token,
+        in_flight: in_flight.clone(),
     };
-    match &fatal {
-        None => tracing::info!("Discord: shutting down the gateway"),
-        Some(e) => {
-            tracing::error!(error = %e, "Discord: the gateway stopped; shutting the channel down")
-        }
-    }
-    if fatal.is_none() {
-        shard_manager.shutdown_all().await;
-        let _ = gateway.await;
-    } else {
-        // The shard runner is gone already: a clean shutdown would wait
-        // out serenity's timeout for it. Stop the rest in the background.
-        tokio::spawn(async move { shard_manager.shutdown_all().await });
-    }
+    let result = gateway.run_while_leader(&mut shutdown).await;
     let _all_finished = in_flight.write().await;
     let _ = stop_sender.send(true);
     let _ = sender.await;
-    fatal.map_or(Ok(()), Err)
+    result
+}
+
+/// What the gateway client is built from, each time this instance leads.
+struct Gateway {
+    desk: Desk,
+    clock: Arc<dyn Clock>,
+    config: Arc<DiscordConfig>,
+    token: String,
+    in_flight: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// Why a term holding the gateway ended.
+enum Term {
+    Shutdown,
+    Lost,
+    Fatal(DiscordError),
+}
+
+impl Gateway {
+    /// Waits for the role, holds the gateway while the role is this
+    /// instance's, and asks again when it is lost.
+    async fn run_while_leader(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), DiscordError> {
+        loop {
+            let Some(leadership) = self.wait_for_role(shutdown).await else {
+                return Ok(());
+            };
+            match self.lead(leadership, shutdown).await? {
+                Term::Shutdown => return Ok(()),
+                Term::Lost => continue,
+                Term::Fatal(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The role, once this instance has it; `None` when told to stop first.
+    async fn wait_for_role(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<crate::conversation::store::Leadership> {
+        let mut waited = false;
+        loop {
+            if *shutdown.borrow() {
+                return None;
+            }
+            match self.desk.try_lead(GATEWAY_ROLE).await {
+                Ok(Some(leadership)) => {
+                    if waited {
+                        tracing::info!("Discord: this instance now holds the gateway");
+                    }
+                    return Some(leadership);
+                }
+                Ok(None) if !waited => {
+                    tracing::info!("Discord: another instance holds the gateway; this one sends over HTTP and takes the gateway over if that instance stops");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "Discord: cannot ask the database which instance holds the gateway; asking again")
+                }
+            }
+            waited = true;
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return None,
+                _ = tokio::time::sleep(LEADER_RETRY) => {}
+            }
+        }
+    }
+
+    /// Holds the gateway until shutdown, a fatal close, or the role lost.
+    async fn lead(
+        &self,
+        mut leadership: crate::conversation::store::Leadership,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Term, DiscordError> {
+        let handler = handler::Handler::new(
+            self.desk.clone(),
+            self.clock.clone(),
+            self.config.clone(),
+            self.in_flight.clone(),
+        );
+        let mut client = serenity::client::ClientBuilder::new_with_http(
+            http(&self.config, &self.token),
+            intents(),
+        )
+        .event_handler(handler)
+        .await
+        .map_err(|e| DiscordError::from_serenity(e, &self.config))?;
+        let shard_manager = client.shard_manager.clone();
+        let mut gateway = tokio::spawn(async move { client.start().await });
+        let term = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => Term::Shutdown,
+            _ = leadership.lost() => Term::Lost,
+            ended = &mut gateway => Term::Fatal(match ended {
+                Ok(Err(e)) => DiscordError::from_serenity(e, &self.config),
+                Ok(Ok(())) => DiscordError::Gateway("the client returned without being asked to stop".into()),
+                Err(e) => DiscordError::Gateway(e.to_string()),
+            }),
+        };
+        match &term {
+            Term::Shutdown => tracing::info!("Discord: shutting down the gateway"),
+            Term::Lost => tracing::warn!(
+                "Discord: the gateway role may have gone to another instance (its database connection failed); closing the gateway and asking again"
+            ),
+            Term::Fatal(e) => {
+                tracing::error!(error = %e, "Discord: the gateway stopped; shutting the channel down")
+            }
+        }
+        if matches!(term, Term::Fatal(_)) {
+            // The shard runner is gone already: a clean shutdown would wait
+            // out serenity's timeout for it. Stop the rest in the background.
+            tokio::spawn(async move { shard_manager.shutdown_all().await });
+        } else {
+            shard_manager.shutdown_all().await;
+            let _ = gateway.await;
+        }
+        // Given up only once the gateway is closed.
+        drop(leadership);
+        Ok(term)
+    }
 }

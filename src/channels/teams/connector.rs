@@ -15,7 +15,9 @@
 //! carry no `Authorization` header.
 //!
 //! One attempt per call: the generic outbox sender decides about retries
-//! with the [`DeliveryError`] it gets. Retried: 429, 412, 5xx (Teams: "In
+//! with the [`DeliveryError`] it gets. A 429 throttles the conversation
+//! (it waits; the attempt does not count: late, never given up). Retried:
+//! 412, 5xx (Teams: "In
 //! addition to error code 429, error codes 412, 502, and 504 must also be
 //! retried", <https://learn.microsoft.com/en-us/microsoftteams/platform/bots/how-to/rate-limit>),
 //! after `Retry-After` plus a little jitter so that throttled conversations
@@ -276,7 +278,8 @@ impl Connector {
                 .unwrap_or_default();
             let reason = format!("connector answered HTTP {status} {code}");
             return Err(match status.as_u16() {
-                412 | 429 | 500..=599 => DeliveryError::Retry { reason, after },
+                429 => DeliveryError::Throttled { reason, after },
+                412 | 500..=599 => DeliveryError::Retry { reason, after },
                 413 => DeliveryError::Permanent(format!(
                     "{reason}: an activity of {} bytes (UTF-16) is over the connector's size limit",
                     activity_size(activity)

@@ -23,13 +23,16 @@
 //!   breaks where possible, never inside a grapheme cluster (so never
 //!   inside a character or a ZWJ emoji). A handoff card too large drops its
 //!   oldest recent lines (the transcript at close has them all).
-//! - **Progress**: a row that becomes several activities remembers, per
-//!   row id, which activities Teams already accepted; a retry after a later
-//!   one failed sends only the rest (the person never sees a reply twice).
-//!   The record is in memory: after a crash the row is delivered again
-//!   from its first activity (at least once, as the sender promises;
-//!   never lost). Rows are short-lived, so the map stays small; it is
-//!   cleared when a row is done and pruned if rows are abandoned.
+//! - **Progress**: a row that becomes several activities records, after
+//!   each activity Teams accepted, the ids accepted so far on the row
+//!   ([`crate::conversation::store::Store::record_sent_parts`]), and keeps
+//!   them in memory too; a retry after a later one failed, or a redelivery
+//!   after a crash on any instance, sends only the rest (at most once per
+//!   activity; only an activity accepted just before a `kill -9`, before
+//!   its id was recorded, is sent again). Stores that do not keep parts
+//!   (test wrappers) have the memory only. The map is cleared when a row
+//!   is done and pruned if rows are abandoned. The row's receipt is the
+//!   activity's id, or the JSON list of them when there were several.
 //! - **Agents' channel**: a post it refuses for good (403/404: a private
 //!   channel, a wrong id, the bot not in the team) is an operator problem:
 //!   logged as an error naming `teams.agents_conversation_id` and shown on
@@ -48,6 +51,7 @@ use unicode_segmentation::UnicodeSegmentation;
 use super::activity::{adaptive_card, reply_activity, ConversationReference, AGENT_ACTION_KEY};
 use super::connector::{activity_size, MAX_ACTIVITY_BYTES};
 use super::{TeamsContext, CHANNEL};
+use crate::conversation::store::sent_parts_to_text;
 use crate::outbox::{Deliver, DeliveryError, OutboxItem, OutboxRow, RenderedReply};
 
 /// Rows whose progress is remembered before the oldest are forgotten.
@@ -165,7 +169,27 @@ impl TeamsDeliver {
         row: i64,
         posts: &[Post],
     ) -> Result<Vec<Option<String>>, DeliveryError> {
-        let mut accepted = self.progress().get(&row).cloned().unwrap_or_default();
+        let remembered = self.progress().get(&row).cloned();
+        let mut accepted = match remembered {
+            Some(accepted) => accepted,
+            // A redelivery (after a crash, or by another instance): the
+            // parts recorded on the row went out already.
+            None if posts.len() > 1 => self
+                .ctx
+                .desk
+                .sent_parts(row)
+                .await
+                .map_err(DeliveryError::retry)?,
+            None => Vec::new(),
+        };
+        if !accepted.is_empty() && accepted.len() < posts.len() {
+            tracing::info!(
+                row,
+                sent = accepted.len(),
+                parts = posts.len(),
+                "Teams: resuming a row after the parts already accepted"
+            );
+        }
         for post in posts.iter().skip(accepted.len()) {
             let size = activity_size(&post.activity);
             if size > MAX_ACTIVITY_BYTES {
@@ -194,6 +218,12 @@ impl TeamsDeliver {
                     }
                     accepted.push(id);
                     self.remember(row, accepted.clone());
+                    // The last part is recorded by marking the row sent.
+                    if posts.len() > 1 && accepted.len() < posts.len() {
+                        if let Err(e) = self.ctx.desk.record_sent_parts(row, &accepted).await {
+                            tracing::warn!(row, error = %e, "Teams: could not record the parts sent (after a crash they would be sent again)");
+                        }
+                    }
                 }
                 Err(DeliveryError::Permanent(reason)) if agents => {
                     let problem = agents_channel_problem(&reason);
@@ -299,7 +329,7 @@ impl TeamsDeliver {
         }
     }
 
-    async fn deliver_row(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+    async fn deliver_row(&self, item: &OutboxItem) -> Result<Vec<Option<String>>, DeliveryError> {
         if let OutboxRow::Handoff { ticket, .. } = &item.row {
             let existing = self
                 .ctx
@@ -308,8 +338,8 @@ impl TeamsDeliver {
                 .await
                 .map_err(DeliveryError::retry)?
                 .and_then(|t| t.agent_address);
-            if existing.is_some() {
-                return Ok(()); // the card was posted before a crash
+            if let Some(card) = existing {
+                return Ok(vec![Some(card)]); // posted before a crash
             }
         }
         let posts = self.posts(item).await?;
@@ -326,7 +356,7 @@ impl TeamsDeliver {
                 .await
                 .map_err(DeliveryError::retry)?;
         }
-        Ok(())
+        Ok(ids)
     }
 }
 
@@ -337,13 +367,24 @@ impl Deliver for TeamsDeliver {
     }
 
     async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+        self.deliver_with_receipt(item).await.map(|_| ())
+    }
+
+    async fn deliver_with_receipt(
+        &self,
+        item: &OutboxItem,
+    ) -> Result<Option<String>, DeliveryError> {
         let result = self.deliver_row(item).await;
         // Done with the row (sent, or given up for good): forget its
         // progress. A temporary failure keeps it for the retry.
-        if matches!(result, Ok(()) | Err(DeliveryError::Permanent(_))) {
+        if matches!(result, Ok(_) | Err(DeliveryError::Permanent(_))) {
             self.progress().remove(&item.id);
         }
-        result
+        result.map(|ids| match ids.as_slice() {
+            [] => None,
+            [one] => one.clone(),
+            several => Some(sent_parts_to_text(several)),
+        })
     }
 }
 

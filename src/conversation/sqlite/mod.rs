@@ -522,6 +522,24 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn record_sent_parts(&self, id: i64, parts: &[Option<String>]) -> StoreResult<()> {
+        let write = Write::RecordSentParts {
+            id,
+            parts: sent_parts_to_text(parts),
+        };
+        self.write(write).await.map(|_| ())
+    }
+
+    async fn sent_parts(&self, id: i64) -> StoreResult<Vec<Option<String>>> {
+        let text: Option<Option<String>> = self.read_one(
+            "reading the parts of a message sent",
+            sql::SENT_PARTS,
+            params![id],
+            first,
+        )?;
+        Ok(sent_parts_from_text(text.flatten().as_deref()))
+    }
+
     async fn failed_reason(&self, id: i64) -> StoreResult<Option<String>> {
         let reason: Option<Option<String>> = self.read_one(
             "reading why a message failed",

@@ -53,7 +53,13 @@ pub const MARK_SENT: &str = "UPDATE outbox SET sent_at = ?1 WHERE id = ?2";
 
 pub const MARK_FAILED: &str = "UPDATE outbox SET sent_at = ?1, failed_reason = ?2 WHERE id = ?3";
 
+pub const RECORD_SENT_PARTS: &str =
+    "UPDATE outbox SET platform_message_id = ?1 WHERE id = ?2 AND sent_at IS NULL";
+
 // ----- reads (any thread, a reader connection) --------------------------
+
+pub const SENT_PARTS: &str =
+    "SELECT platform_message_id FROM outbox WHERE id = ?1 AND sent_at IS NULL";
 
 pub const LOAD_CONVERSATION: &str = "SELECT * FROM conversations WHERE id = ?1";
 
@@ -72,7 +78,8 @@ pub const NEXT_TIMER_DUE: &str =
      AND (?1 IS NULL OR conversation_id = ?1)";
 
 pub const PENDING_CONVERSATIONS: &str =
-    "SELECT conversation_id FROM outbox WHERE channel = ?1 AND sent_at IS NULL
+    "SELECT conversation_id FROM outbox INDEXED BY outbox_unsent
+     WHERE channel = ?1 AND sent_at IS NULL
      GROUP BY conversation_id ORDER BY MIN(id) LIMIT ?2";
 
 pub const ROWS_AFTER: &str =

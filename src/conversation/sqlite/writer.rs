@@ -60,6 +60,10 @@ pub enum Write {
         reason: String,
         at: String,
     },
+    RecordSentParts {
+        id: i64,
+        parts: String,
+    },
     SetHandoffAddress {
         ticket: String,
         address: String,
@@ -340,6 +344,11 @@ fn apply(connection: &Connection, write: &Write) -> StoreResult<Written> {
             .and_then(|mut s| s.execute(params![at, reason, id]))
             .map(|_| Written::Done)
             .map_err(db("marking a message failed")),
+        Write::RecordSentParts { id, parts } => connection
+            .prepare_cached(sql::RECORD_SENT_PARTS)
+            .and_then(|mut s| s.execute(params![parts, id]))
+            .map(|_| Written::Done)
+            .map_err(db("recording the parts of a message sent")),
         Write::SetHandoffAddress { ticket, address } => connection
             .prepare_cached(sql::SET_HANDOFF_ADDRESS)
             .and_then(|mut s| s.execute(params![address, ticket]))
