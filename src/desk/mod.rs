@@ -135,6 +135,9 @@ struct DeskInner {
     /// senders and the timer loop await work instead of polling (a watch
     /// channel never loses a wake-up, unlike a bare notification).
     committed: watch::Sender<u64>,
+    /// Per sender: the conversations that got outbox rows since it last
+    /// looked (filled before `committed` is bumped).
+    changed: Mutex<Vec<crate::outbox::sender::Changed>>,
     /// One async lock per conversation: inputs of one conversation are
     /// stepped one at a time (in arrival order), different conversations in
     /// parallel. The map itself is behind a blocking mutex held only to look
@@ -201,6 +204,7 @@ impl Desk {
                 agent_locale,
                 business_hours: std::sync::OnceLock::new(),
                 committed: watch::channel(0).0,
+                changed: Mutex::new(Vec::new()),
                 locks: Mutex::new(HashMap::new()),
             }),
         }
@@ -234,7 +238,18 @@ impl Desk {
 
     /// The outbox as the one sender reads it.
     pub fn outbox_queue(&self) -> OutboxQueue {
-        OutboxQueue::new(self.inner.store.clone(), self.committed())
+        let changed = crate::outbox::sender::Changed::default();
+        self.inner
+            .changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(changed.clone());
+        OutboxQueue::with_changes(self.inner.store.clone(), self.committed(), changed)
+    }
+
+    /// Tells every sender that `conversation` got outbox rows.
+    fn note_changed(&self, conversation: &str) {
+        note_changed(&self.inner, conversation);
     }
 
     /// The time zone times are shown in (Asia/Tokyo by default).
@@ -476,6 +491,7 @@ impl Desk {
             }
         };
         if written {
+            self.note_changed(&conversation);
             self.inner.committed.send_modify(|n| *n = n.wrapping_add(1));
         } else {
             tracing::info!(channel, "duplicate note to the agents' channel ignored");
@@ -928,6 +944,7 @@ impl Desk {
                 outbox_ids,
             } => {
                 if wrote_work {
+                    note_changed(inner, &conversation_id);
                     inner.committed.send_modify(|n| *n = n.wrapping_add(1));
                 }
                 if let Some(handoff) = &planned.handoff {
@@ -992,5 +1009,17 @@ fn ticket_view(record: HandoffRecord) -> TicketView {
         conversation_id: record.conversation_id,
         status: record.status,
         agent_address: record.agent_address,
+    }
+}
+
+/// Tells every sender of the desk that `conversation` got outbox rows.
+fn note_changed(inner: &DeskInner, conversation: &str) {
+    for changed in inner
+        .changed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        changed.add(conversation);
     }
 }

@@ -168,11 +168,53 @@ impl SenderSettings {
 pub struct OutboxQueue {
     store: Arc<dyn Store>,
     committed: watch::Receiver<u64>,
+    /// The conversations that got rows since the sender last looked; `None`:
+    /// every wake-up scans the outbox.
+    changed: Option<Changed>,
 }
 
 impl OutboxQueue {
+    #[cfg(test)]
     pub(crate) fn new(store: Arc<dyn Store>, committed: watch::Receiver<u64>) -> OutboxQueue {
-        OutboxQueue { store, committed }
+        OutboxQueue {
+            store,
+            committed,
+            changed: None,
+        }
+    }
+
+    /// A queue told which conversations got rows (the desk adds them before
+    /// it wakes the sender), so a wake-up looks at those instead of
+    /// scanning every pending conversation: with a thousand conversations
+    /// in flight the scan after every commit was most of the CPU.
+    pub(crate) fn with_changes(
+        store: Arc<dyn Store>,
+        committed: watch::Receiver<u64>,
+        changed: Changed,
+    ) -> OutboxQueue {
+        OutboxQueue {
+            store,
+            committed,
+            changed: Some(changed),
+        }
+    }
+}
+
+/// Conversations that got outbox rows since their sender last looked.
+#[derive(Clone, Default)]
+pub struct Changed(Arc<Mutex<HashSet<String>>>);
+
+impl Changed {
+    /// Notes that `conversation` got rows (call before waking the sender).
+    pub fn add(&self, conversation: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(conversation.to_string());
+    }
+
+    fn take(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -228,6 +270,13 @@ pub async fn run(
     });
     let (done_sender, mut done) = mpsc::unbounded_channel::<String>();
     let mut active: HashSet<String> = HashSet::new();
+    // Conversations told about while their worker was busy: looked at again
+    // when it reports back (its last look may have come before the rows).
+    let mut recheck: HashSet<String> = HashSet::new();
+    // A full scan at start, after a failed read and on every shared poll;
+    // otherwise only the conversations the desk said changed.
+    let mut full_scan = true;
+    let changed = shared.queue.changed.clone();
     let mut stop_dropped = false;
     // Shared store: scans made since the sender was told to stop.
     let mut stopping_scans = 0u32;
@@ -242,24 +291,45 @@ pub async fn run(
         if stopping && scan {
             stopping_scans += 1;
         }
-        let pending = if scan {
-            shared
-                .queue
-                .store
-                .claimable_conversations(&channel, &shared.holder, shared.clock.now(), SCAN_LIMIT)
-                .await
-        } else {
-            Ok(Vec::new())
+        let told = match &changed {
+            Some(changed) if scan && !full_scan && !stopping => Some(changed.take()),
+            _ => None,
+        };
+        let pending = match told {
+            Some(told) => Ok(told.into_iter().collect()),
+            None if scan => {
+                full_scan = false;
+                if let Some(changed) = &changed {
+                    changed.take();
+                }
+                shared
+                    .queue
+                    .store
+                    .claimable_conversations(
+                        &channel,
+                        &shared.holder,
+                        shared.clock.now(),
+                        SCAN_LIMIT,
+                    )
+                    .await
+            }
+            None => Ok(Vec::new()),
         };
         match pending {
             Ok(conversations) => {
                 for conversation in conversations {
-                    if active.insert(conversation.clone()) {
+                    if active.contains(&conversation) {
+                        recheck.insert(conversation);
+                    } else {
+                        active.insert(conversation.clone());
                         tokio::spawn(worker(shared.clone(), conversation, done_sender.clone()));
                     }
                 }
             }
-            Err(e) => tracing::error!(channel, error = %e, "sender: cannot read the outbox"),
+            Err(e) => {
+                full_scan = true;
+                tracing::error!(channel, error = %e, "sender: cannot read the outbox");
+            }
         }
         if stopping && active.is_empty() && outage_stop {
             tracing::warn!(
@@ -274,13 +344,19 @@ pub async fn run(
         }
         tokio::select! {
             Some(conversation) = done.recv() => {
-                active.remove(&conversation);
+                if recheck.remove(&conversation) {
+                    tokio::spawn(worker(shared.clone(), conversation, done_sender.clone()));
+                } else {
+                    active.remove(&conversation);
+                }
             }
             _ = committed.changed() => {}
             changed = shutdown.changed(), if !stopping => {
                 stop_dropped = changed.is_err();
             }
-            _ = tokio::time::sleep(poll.unwrap_or_default()), if poll.is_some() && !stopping => {}
+            _ = tokio::time::sleep(poll.unwrap_or_default()), if poll.is_some() && !stopping => {
+                full_scan = true;
+            }
         }
     }
 }
@@ -740,6 +816,77 @@ mod tests {
             .expect("pending")
             .is_empty());
         assert_eq!(store.failed_reason(id).await.expect("reason"), None);
+    }
+
+    /// With a queue told which conversations changed, a row committed
+    /// while the conversation's worker is busy (here: waiting after a
+    /// failure) is still delivered once the worker reports back; a
+    /// conversation the sender was told about after start-up is found
+    /// without a scan.
+    #[tokio::test(start_paused = true)]
+    async fn rows_told_about_while_a_worker_is_busy_are_delivered() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 25, 1, 0, 0)
+            .single()
+            .expect("time");
+        let (committed, committed_rx) = watch::channel(0u64);
+        let changed = Changed::default();
+        let deliver = Arc::new(Scripted {
+            script: Mutex::new(HashMap::from([(
+                "A".to_string(),
+                vec![DeliveryError::Retry {
+                    reason: "500".into(),
+                    after: Some(Duration::from_secs(5)),
+                }],
+            )])),
+            attempts: Mutex::new(Vec::new()),
+            first_failure: Notify::new(),
+            delivered: Notify::new(),
+        });
+        let (stop, stopping) = watch::channel(false);
+        let sender = tokio::spawn(run(
+            OutboxQueue::with_changes(store.clone(), committed_rx, changed.clone()),
+            deliver.clone(),
+            SenderSettings {
+                retry_base: Duration::from_secs(1),
+                max_delay: Duration::from_secs(600),
+                max_attempts: 5,
+                max_in_flight: 4,
+                lease: DEFAULT_LEASE,
+            },
+            Arc::new(ManualClock::new(at)),
+            stopping,
+        ));
+        let tell = |conversation: &str| {
+            changed.add(conversation);
+            committed.send_modify(|n| *n += 1);
+        };
+        store.enqueue("A", "test", row(), at).await.expect("A1");
+        tell("A");
+        deliver.first_failure.notified().await;
+        // A's worker waits 5 s before its retry; a second row comes.
+        store.enqueue("A", "test", row(), at).await.expect("A2");
+        tell("A");
+        store.enqueue("B", "test", row(), at).await.expect("B");
+        tell("B");
+        // Without a stop (which would scan): the sender must find A2 and B
+        // from what it was told. Each success notifies after it is counted.
+        let delivered_all = async {
+            loop {
+                deliver.delivered.notified().await;
+                if deliver.attempts.lock().expect("attempts").len() == 4 {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(3600), delivered_all)
+            .await
+            .expect("A2 and B delivered without a scan");
+        stop.send(true).expect("stop");
+        sender.await.expect("sender");
+        let attempts = deliver.attempts.lock().expect("attempts").len();
+        assert_eq!(attempts, 4, "A1 failed once, then A1, A2 and B");
     }
 
     #[tokio::test(start_paused = true)]
