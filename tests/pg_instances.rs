@@ -35,91 +35,6 @@ use tokio::sync::{watch, Notify};
 
 // ----- a scratch database per test ------------------------------------
 
-/// The URL of `MADOGUCHI_TEST_PG`; `None` (after saying why) when it is
-/// unset outside CI. Under CI an unset variable fails the test.
-fn postgres_admin_url(test: &str) -> Option<String> {
-    if let Some(url) = std::env::var("MADOGUCHI_TEST_PG")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-    {
-        return Some(url);
-    }
-    let in_ci = std::env::var("CI")
-        .map(|ci| !ci.is_empty() && ci != "false" && ci != "0")
-        .unwrap_or(false);
-    assert!(
-        !in_ci,
-        "{test}: MADOGUCHI_TEST_PG is unset but CI is set: CI must run the PostgreSQL \
-         instance tests (.ci/run starts a throwaway PostgreSQL and sets MADOGUCHI_TEST_PG)"
-    );
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "{test}: SKIPPED (not run against PostgreSQL): MADOGUCHI_TEST_PG is unset. Set it to \
-         a URL of a role that may create databases, e.g. \
-         MADOGUCHI_TEST_PG=postgres://postgres@127.0.0.1:54329/postgres (.ci/run does)."
-    );
-    None
-}
-
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.find('?') {
-        Some(q) => (&url[..q], &url[q..]),
-        None => (url, ""),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    format!("{}/{database}{query}", &base[..path_start])
-}
-
-/// A database of its own for one test, dropped at the end.
-struct Scratch {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Scratch {
-    async fn create(admin_url: &str, test: &str) -> Scratch {
-        use sqlx::Connection;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos();
-        let name = format!("madoguchi_{test}_{}_{nanos}", std::process::id());
-        let mut admin = sqlx::PgConnection::connect(admin_url)
-            .await
-            .expect("connect to MADOGUCHI_TEST_PG");
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut admin)
-            .await
-            .expect("create a scratch database (the role of MADOGUCHI_TEST_PG needs CREATEDB)");
-        admin.close().await.expect("close");
-        Scratch {
-            admin_url: admin_url.to_string(),
-            url: with_database(admin_url, &name),
-            name,
-        }
-    }
-
-    async fn drop(self) {
-        use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(&self.admin_url)
-            .await
-            .expect("connect to MADOGUCHI_TEST_PG");
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut admin)
-        .await
-        .expect("drop the scratch database");
-        admin.close().await.expect("close");
-    }
-}
-
 /// Runs `test` with `instances` stores on one scratch database; drops the
 /// database also when the test fails.
 async fn with_instances<F, Fut>(name: &str, instances: usize, test: F)
@@ -127,10 +42,10 @@ where
     F: FnOnce(Vec<Arc<PostgresStore>>, String) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let Some(admin_url) = postgres_admin_url(name) else {
+    let Some(admin_url) = support::postgres::admin_url(name, "instance") else {
         return;
     };
-    let scratch = Scratch::create(&admin_url, name).await;
+    let scratch = support::postgres::ScratchDatabase::create(&admin_url, name).await;
     let mut stores = Vec::new();
     for _ in 0..instances {
         stores.push(Arc::new(

@@ -432,15 +432,7 @@ async fn scratch_database(admin: &str, name: &str) -> String {
         .await
         .expect("create database (the role needs CREATEDB)");
     conn.close().await.ok();
-    let (base, query) = match admin.find('?') {
-        Some(q) => (&admin[..q], &admin[q..]),
-        None => (admin, ""),
-    };
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let path = base[authority..]
-        .find('/')
-        .map_or(base.len(), |i| authority + i);
-    format!("{}/{name}{query}", &base[..path])
+    support::postgres::with_database(admin, name)
 }
 
 async fn bench(

@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+mod support;
+
 use chrono::{Duration, TimeZone, Utc};
 use madoguchi::conversation::memory::MemoryStore;
 use madoguchi::conversation::postgres::PostgresStore;
@@ -942,103 +944,13 @@ async fn sqlite_store_keeps_what_it_reported_after_reopening() {
     assert!(reopened.load("kept-0").await.is_err(), "and reads");
 }
 
-/// The URL of `MADOGUCHI_TEST_PG`; `None` (after saying why) when it is
-/// unset outside CI. Under CI an unset variable fails the test, so CI
-/// cannot skip PostgreSQL silently.
-fn postgres_admin_url(test: &str) -> Option<String> {
-    if let Some(url) = std::env::var("MADOGUCHI_TEST_PG")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-    {
-        return Some(url);
-    }
-    let in_ci = std::env::var("CI")
-        .map(|ci| !ci.is_empty() && ci != "false" && ci != "0")
-        .unwrap_or(false);
-    assert!(
-        !in_ci,
-        "{test}: MADOGUCHI_TEST_PG is unset but CI is set: CI must run the PostgreSQL store \
-         tests (.ci/run starts a throwaway PostgreSQL and sets MADOGUCHI_TEST_PG)"
-    );
-    // Straight to stderr, past the test harness's capture, so a plain
-    // `cargo test` shows it.
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "{test}: SKIPPED (not run against PostgreSQL): MADOGUCHI_TEST_PG is unset. Set it to \
-         a URL of a role that may create databases, e.g. \
-         MADOGUCHI_TEST_PG=postgres://postgres@127.0.0.1:54329/postgres (.ci/run does)."
-    );
-    None
-}
-
-/// `url` with its database replaced by `database` (query kept).
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.find('?') {
-        Some(q) => (&url[..q], &url[q..]),
-        None => (url, ""),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    format!("{}/{database}{query}", &base[..path_start])
-}
-
-/// A database of its own for one test run, dropped at the end (also when
-/// the test fails), so runs never collide.
-struct ScratchDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl ScratchDatabase {
-    async fn create(admin_url: &str, test: &str) -> ScratchDatabase {
-        use sqlx::Connection;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos();
-        let name = format!("madoguchi_{test}_{}_{nanos}", std::process::id());
-        let mut admin = sqlx::PgConnection::connect(admin_url)
-            .await
-            .expect("connect to MADOGUCHI_TEST_PG");
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut admin)
-            .await
-            .expect("create a scratch database (the role of MADOGUCHI_TEST_PG needs CREATEDB)");
-        admin.close().await.expect("close");
-        ScratchDatabase {
-            admin_url: admin_url.to_string(),
-            url: with_database(admin_url, &name),
-            name,
-        }
-    }
-
-    async fn drop(self) {
-        use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(&self.admin_url)
-            .await
-            .expect("connect to MADOGUCHI_TEST_PG");
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut admin)
-        .await
-        .expect("drop the scratch database");
-        admin.close().await.expect("close");
-    }
-}
-
 #[tokio::test]
 async fn postgres_store_keeps_the_contract() {
     let test = "postgres_store_keeps_the_contract";
-    let Some(admin_url) = postgres_admin_url(test) else {
+    let Some(admin_url) = support::postgres::admin_url(test, "store") else {
         return;
     };
-    let scratch = ScratchDatabase::create(&admin_url, "contract").await;
+    let scratch = support::postgres::ScratchDatabase::create(&admin_url, "contract").await;
     let store = Arc::new(PostgresStore::open(&scratch.url).await.expect("open"));
     // Opening again (a second instance, a restart) finds the migrations done.
     let again = PostgresStore::open(&scratch.url).await.expect("reopen");
@@ -1081,10 +993,13 @@ async fn postgres_store_errors_name_the_server_but_never_the_password() {
 #[test]
 fn scratch_database_urls_keep_host_and_options() {
     assert_eq!(
-        with_database("postgres://u:p@h:5/postgres?sslmode=disable", "x"),
+        support::postgres::with_database("postgres://u:p@h:5/postgres?sslmode=disable", "x"),
         "postgres://u:p@h:5/x?sslmode=disable"
     );
-    assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+    assert_eq!(
+        support::postgres::with_database("postgres://h", "x"),
+        "postgres://h/x"
+    );
 }
 
 #[tokio::test]

@@ -224,5 +224,6 @@ pub fn temp_db(dir: &Path) -> String {
 }
 pub mod fake_botframework;
 pub mod fake_discord;
+pub mod postgres;
 pub mod service;
 pub mod wait;
