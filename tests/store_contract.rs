@@ -944,6 +944,46 @@ async fn sqlite_store_keeps_what_it_reported_after_reopening() {
     assert!(reopened.load("kept-0").await.is_err(), "and reads");
 }
 
+/// The SQLite store answers reads of what it committed from memory. Should
+/// another process write the same file anyway, nothing is lost: a commit
+/// from the remembered (now stale) version is refused as a conflict, and
+/// the next read gives what the other process wrote.
+#[tokio::test]
+async fn sqlite_store_remembering_its_writes_never_loses_another_writers_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("two-writers.db");
+    let ours = SqliteStore::open(&path).await.expect("open");
+    let theirs = SqliteStore::open(&path).await.expect("open a second time");
+    let mut first = input("shared", None, "s-1", "first");
+    first.conversation.address = Some("teams-address".into());
+    assert!(matches!(
+        ours.commit(first).await.expect("create"),
+        CommitOutcome::Committed { version: 1, .. }
+    ));
+    assert_eq!(ours.load("shared").await.unwrap().unwrap().version, 1);
+    // The other process moves the conversation on.
+    let mut moved = input("shared", Some(1), "s-2", "moved by the other process");
+    moved.conversation.state = json!({ "node": "theirs" });
+    assert!(matches!(
+        theirs.commit(moved).await.expect("their commit"),
+        CommitOutcome::Committed { version: 2, .. }
+    ));
+    // Ours still remembers version 1; committing from it is refused…
+    let stale = ours.load("shared").await.unwrap().unwrap();
+    assert_eq!(stale.version, 1, "read from what this store wrote");
+    let refused = ours
+        .commit(input("shared", Some(stale.version), "s-3", "from stale"))
+        .await
+        .expect("commit");
+    assert_eq!(refused, CommitOutcome::Conflict);
+    // …and the next read is the other process's.
+    let now = ours.load("shared").await.unwrap().unwrap();
+    assert_eq!(now.version, 2);
+    assert_eq!(now.state, json!({ "node": "theirs" }));
+    ours.close().await;
+    theirs.close().await;
+}
+
 #[tokio::test]
 async fn postgres_store_keeps_the_contract() {
     let test = "postgres_store_keeps_the_contract";

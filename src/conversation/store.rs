@@ -411,6 +411,15 @@ pub trait Store: Send + Sync {
     /// Where the person of `conversation` is reached.
     async fn address_of(&self, conversation: &str) -> StoreResult<Option<String>>;
 
+    /// The id of the conversation [`Store::find_by_address`] finds; a
+    /// store that knows it without reading the record says so.
+    async fn conversation_at(&self, channel: &str, address: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .find_by_address(channel, address)
+            .await?
+            .map(|record| record.id))
+    }
+
     async fn set_handoff_address(&self, ticket: &str, address: &str) -> StoreResult<()>;
 
     async fn find_handoff_by_address(&self, address: &str) -> StoreResult<Option<HandoffRecord>>;

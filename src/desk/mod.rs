@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::conversation::store::*;
@@ -508,7 +509,7 @@ impl Desk {
         let existing = self
             .inner
             .store
-            .find_by_address(&inbound.channel, &inbound.address)
+            .conversation_at(&inbound.channel, &inbound.address)
             .await?;
         let reference = inbound.reference.map(|reference| ChannelReference {
             channel: inbound.channel.clone(),
@@ -516,15 +517,9 @@ impl Desk {
             reference,
         });
         match existing {
-            Some(record) => {
-                self.handle_with(
-                    &record.id,
-                    inbound.input,
-                    inbound.key,
-                    reference,
-                    inbound.at,
-                )
-                .await
+            Some(id) => {
+                self.handle_with(&id, inbound.input, inbound.key, reference, inbound.at)
+                    .await
             }
             None => {
                 let first_text = match inbound.input {
@@ -881,7 +876,7 @@ impl Desk {
     }
 
     fn decode(&self, record: &ConversationRecord) -> Result<State, DeskError> {
-        serde_json::from_value(record.state.clone())
+        State::deserialize(&record.state)
             .map_err(|e| DeskError::CorruptState(record.id.clone(), e.to_string()))
     }
 

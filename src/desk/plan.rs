@@ -162,9 +162,10 @@ pub fn plan(input: PlanInput<'_>, ctx: &PlanContext<'_>) -> Plan {
         fired_timer,
         reference,
     } = input;
+    let locale = record.locale.clone();
     let person = Renderer {
         catalog: ctx.catalog,
-        locale: &record.locale,
+        locale: &locale,
     };
     let agents = Renderer {
         catalog: ctx.catalog,
@@ -175,7 +176,9 @@ pub fn plan(input: PlanInput<'_>, ctx: &PlanContext<'_>) -> Plan {
     let state = step.state;
     record.state = serde_json::to_value(&state).unwrap_or(Value::Null);
     record.updated_at = ctx.now;
-    let mut commit = Commit::new(record.clone(), expected_version);
+    let id = record.id.clone();
+    let channel = record.channel.clone();
+    let mut commit = Commit::new(record, expected_version);
     commit.inbound_key = inbound_key;
     commit.fired_timer = fired_timer;
     commit.reference = reference;
@@ -189,8 +192,8 @@ pub fn plan(input: PlanInput<'_>, ctx: &PlanContext<'_>) -> Plan {
                 due_at,
                 payload,
             } => commit.new_timers.push(TimerRow {
-                id: format!("{}-{}-{}", record.id, kind, state.turn),
-                conversation_id: record.id.clone(),
+                id: format!("{}-{}-{}", id, kind, state.turn),
+                conversation_id: id.clone(),
                 kind: kind.clone(),
                 due_at: *due_at,
                 payload: payload.clone(),
@@ -199,7 +202,7 @@ pub fn plan(input: PlanInput<'_>, ctx: &PlanContext<'_>) -> Plan {
             Effect::OpenHandoff { ticket, reason } => {
                 let opened = HandoffRecord {
                     ticket: ticket.clone(),
-                    conversation_id: record.id.clone(),
+                    conversation_id: id.clone(),
                     reason: serde_json::to_value(reason)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_string))
@@ -313,7 +316,7 @@ pub fn plan(input: PlanInput<'_>, ctx: &PlanContext<'_>) -> Plan {
     rows.extend(agent_rows);
     commit.outbox = rows
         .iter()
-        .map(|row| (record.channel.clone(), row.to_payload()))
+        .map(|row| (channel.clone(), row.to_payload()))
         .collect();
     Plan {
         commit,

@@ -402,6 +402,11 @@ fn budget(envelope: &Value) -> usize {
 /// A reply as one or more activities: the text split to fit, the choices
 /// (suggested actions or a card) on the last part.
 fn split_reply(reference: &ConversationReference, reply: &RenderedReply) -> Vec<Value> {
+    // Nearly every reply is far under the limit: one activity, built once.
+    let whole = reply_activity(reference, reply);
+    if activity_size(&whole) + SIZE_MARGIN <= MAX_ACTIVITY_BYTES / 2 {
+        return vec![whole];
+    }
     let plain = RenderedReply {
         message_id: reply.message_id.clone(),
         text: String::new(),
