@@ -141,6 +141,23 @@ pub async fn run_with_listener(
     } else {
         None
     };
+    // Several instances on one PostgreSQL: a reply another instance
+    // delivered reaches the sockets open here at once.
+    if let Some(web) = &web {
+        match desk.listen(crate::channels::web::WEB_TOPIC).await {
+            Ok(Some(heard)) => {
+                tasks.push(tokio::spawn(relay_announcements(
+                    web.clone(),
+                    heard,
+                    stopping.clone(),
+                )));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "web: cannot listen to the other instances; pages open here show their replies from there when they reconnect")
+            }
+        }
+    }
     // With Teams on, everything is served on `teams.listen` (the Azure
     // Bot's endpoint); otherwise the web chat's `web.listen` (loopback by
     // default), so `serve` with no config serves the chat on
@@ -250,6 +267,27 @@ pub async fn run_with_listener(
     }
     tracing::info!("stopped");
     failed.map_or(Ok(()), Err)
+}
+
+/// Tells the sockets open here about sessions other instances delivered
+/// rows to (or all of them, when announcements may have been missed),
+/// until `serve` stops.
+async fn relay_announcements(
+    web: Arc<crate::channels::web::WebContext>,
+    mut heard: tokio::sync::mpsc::UnboundedReceiver<crate::conversation::store::Heard>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    use crate::conversation::store::Heard;
+    loop {
+        tokio::select! {
+            next = heard.recv() => match next {
+                Some(Heard::Said(session)) => web.hub.catch_up(&session),
+                Some(Heard::MayHaveMissed) => web.hub.catch_up_all(),
+                None => return,
+            },
+            _ = stopping.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 /// The agents' sides that are on: each platform's one deliverer.

@@ -10,13 +10,17 @@
 //!   per conversation;
 //! - a due timer fired by two instances at once fires once;
 //! - a redelivered activity (same id) is a no-op on any instance, also
-//!   when it opened the conversation.
+//!   when it opened the conversation;
+//! - a web page open on one instance gets the replies another instance
+//!   delivered, at once (two real `serve`s, LISTEN/NOTIFY).
 //!
 //! Needs `MADOGUCHI_TEST_PG` (a role that may create databases; `.ci/run`
 //! starts a throwaway cluster and sets it). Unset, each test says why it
 //! is skipped and passes, except under CI (`CI` set), where it fails.
 
 mod support;
+#[path = "support/web_client.rs"]
+mod web_client;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +34,7 @@ use madoguchi::conversation::store::*;
 use madoguchi::desk::{Desk, Inbound};
 use madoguchi::flow::engine::Input;
 use madoguchi::outbox::{Deliver, DeliveryError, OutboxItem, OutboxRow, SenderSettings};
+use serde_json::json;
 use support::jst;
 use tokio::sync::{watch, Notify};
 
@@ -730,6 +735,62 @@ async fn a_sender_takes_over_a_dead_instances_rows_when_the_lease_ends() {
             .map(|(_, id, _)| *id)
             .collect();
         assert_eq!(delivered, ids);
+    })
+    .await;
+}
+
+/// One person, the same session open on two instances (a second tab, or
+/// the resume link on a phone, sent by a load balancer to the other
+/// instance). Whichever instance's sender delivers a reply, both pages show
+/// it at once: the one that delivered pushes to its own sockets and
+/// announces the session; the other, listening, sends it from its socket.
+#[tokio::test]
+async fn a_page_open_on_another_instance_gets_the_reply_at_once() {
+    with_instances("web_across_instances", 2, |stores, _url| async move {
+        let key = [(
+            "MADOGUCHI_WEB_COOKIE_KEY",
+            "0123456789abcdef0123456789abcdef-test-key",
+        )];
+        let mut services = Vec::new();
+        for store in &stores {
+            services.push(
+                support::service::Service::start_on(
+                    support::config(),
+                    store.clone() as Arc<dyn Store>,
+                    Arc::new(madoguchi::clock::SystemClock),
+                    &key,
+                )
+                .await,
+            );
+        }
+        let mut here = web_client::open(&services[0].url, None, None)
+            .await
+            .expect("open on the first instance");
+        let cookie = here.set_cookie.clone().expect("session cookie");
+        here.hello(0).await;
+        let greeting = here.next_of("reply").await;
+        let seen = greeting["id"].as_i64().expect("row id");
+        let mut there = web_client::open(&services[1].url, None, Some(&cookie))
+            .await
+            .expect("open on the second instance");
+        there.hello(seen).await;
+        for (turn, text) in ["電話がかかってこない", "ロックされたかも"]
+            .iter()
+            .enumerate()
+        {
+            let page = if turn == 0 { &mut here } else { &mut there };
+            page.send(json!({"type": "text", "text": text, "id": format!("m{turn}")}))
+                .await;
+            let first = here.next_of("reply").await;
+            let second = there.next_of("reply").await;
+            assert_eq!(first, second, "turn {turn}: the same reply on both pages");
+            assert!(first["id"].as_i64().unwrap() > seen);
+        }
+        here.close().await;
+        there.close().await;
+        for service in services {
+            service.shutdown().await;
+        }
     })
     .await;
 }

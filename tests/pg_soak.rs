@@ -19,6 +19,12 @@
 //!    twice counted; no conversation lost or forked; every timer fired
 //!    once. Failover: from a kill to the reply of an input it interrupted.
 //!
+//! 3. Discord: two instances with Discord on against the fake Discord;
+//!    `SOAK_DISCORD_KILLS` (5) times `kill -9` of the instance holding the
+//!    gateway; each time the time until the other instance's gateway is
+//!    identified and until it answers a direct message sent after the
+//!    kill.
+//!
 //! Sizes from the environment: `SOAK_CONVERSATIONS` (200), `SOAK_SECONDS`
 //! (60), `SOAK_KILLS` (20), `SOAK_BENCH_SECONDS` (15, per number).
 
@@ -58,6 +64,8 @@ struct Instance {
     log: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// Discord on (against the fake Discord at this proxy URL).
+    discord: bool,
 }
 
 impl Instance {
@@ -103,7 +111,20 @@ enabled = false
             log: dir.join(format!("instance-{n}.log")),
             port,
             child: None,
+            discord: false,
         }
+    }
+
+    /// Discord on too, against the fake Discord at `proxy` (its REST proxy
+    /// URL; the gateway URL comes from `GET /gateway/bot`).
+    fn with_discord(mut self, proxy: &str) -> Instance {
+        let mut text = std::fs::read_to_string(&self.config).expect("config");
+        text.push_str(&format!(
+            "\n[discord]\napi_proxy = \"{proxy}\"\nretry_base_ms = 20\n"
+        ));
+        std::fs::write(&self.config, text).expect("write config");
+        self.discord = true;
+        self
     }
 
     fn address(&self) -> SocketAddr {
@@ -116,7 +137,11 @@ enabled = false
             .append(true)
             .open(&self.log)
             .expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_madoguchi"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_madoguchi"));
+        if self.discord {
+            command.env("MADOGUCHI_DISCORD_TOKEN", "soak-discord-token");
+        }
+        let child = command
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
@@ -811,4 +836,88 @@ async fn check(pool: &sqlx::PgPool, fake: &FakeBotFramework, load: &Load) -> Che
         ok = false;
     }
     Checks { ok, lines }
+}
+
+// ----- Discord: the gateway's leader dies -------------------------------------
+
+/// One gateway connection among the instances: the first started holds it
+/// and the other stands by; when the holder is killed, the other
+/// identifies and answers direct messages. The killed one comes back as
+/// the standby, and the next kill is of the new holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "Discord gateway failover between instances (a minute): scripts/soak-pg.sh"]
+async fn the_discord_gateway_moves_to_another_instance_when_its_holder_dies() {
+    use support::fake_discord::{self as fake, FakeDiscord};
+    const PERSON: u64 = 1_200_000_000_000_000_100;
+    const DM: u64 = 1_200_000_000_000_000_101;
+    let admin = admin_url();
+    let kills = env_number("SOAK_DISCORD_KILLS", 5) as usize;
+    let teams = FakeBotFramework::start().await;
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let database = scratch_database(&admin, "madoguchi_discord_failover").await;
+    let mut instances: Vec<Instance> = (0..2)
+        .map(|n| {
+            Instance::new(dir.path(), 40 + n, &teams, &database).with_discord(&discord.proxy_url())
+        })
+        .collect();
+    instances[0].start().await;
+    discord.wait_identified(1).await;
+    instances[1].start().await;
+    let mut leader = 0;
+    let mut to_gateway = Vec::new();
+    let mut to_reply = Vec::new();
+    let posted = |fake: &FakeDiscord| {
+        fake.requests()
+            .iter()
+            .filter(|r| r.is("POST", &format!("/channels/{DM}/messages")))
+            .count()
+    };
+    for kill in 0..kills {
+        // The standby has asked for the role at least once and been told no.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let before = posted(&discord);
+        let killed = Instant::now();
+        instances[leader].kill9();
+        discord.wait_identified(kill as u64 + 2).await;
+        to_gateway.push(killed.elapsed());
+        let id = discord.next_id();
+        discord
+            .dispatch(
+                "MESSAGE_CREATE",
+                fake::dm_message_create(id, DM, fake::user(PERSON, "hanako"), "こんにちは"),
+            )
+            .await;
+        let mut answered = false;
+        for _ in 0..400 {
+            if posted(&discord) > before {
+                answered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(
+            answered,
+            "kill {kill}: the other instance answered no direct message"
+        );
+        to_reply.push(killed.elapsed());
+        instances[leader].start().await;
+        leader = 1 - leader;
+    }
+    for instance in &mut instances {
+        instance.stop();
+    }
+    let show = |values: &mut Vec<Duration>| {
+        values.sort();
+        format!(
+            "p50 {:.2} s, max {:.2} s",
+            percentile(values, 0.5).as_secs_f64(),
+            values.last().copied().unwrap_or_default().as_secs_f64()
+        )
+    };
+    println!(
+        "Discord gateway failover over {kills} kills: identified by the other instance {}; first reply to a direct message sent after the kill {}",
+        show(&mut to_gateway),
+        show(&mut to_reply)
+    );
 }

@@ -34,6 +34,10 @@
 //!   `timer:<id>`, so the second instance to fire a timer gets `Duplicate`
 //!   in the same transaction that would have written its effects.
 //!
+//! - **Announcements** ([`Store::announce`], [`Store::listen`]): `NOTIFY`
+//!   and `LISTEN` on a connection of its own, for what must reach another
+//!   instance at once (a reply for a web page whose socket is there).
+//!
 //! Times are `timestamptz`. The engine state and the outbox and timer
 //! payloads are kept as the JSON text the desk wrote (`text` columns), as in
 //! SQLite: the store treats them as opaque, and `jsonb` would reorder keys
@@ -757,6 +761,55 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db("reading a message's platform id"))?;
         Ok(platform_id.flatten())
+    }
+
+    async fn announce(&self, topic: &str, payload: &str) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(topic)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+            .map_err(db("announcing to the other instances"))?;
+        Ok(())
+    }
+
+    async fn listen(
+        &self,
+        topic: &str,
+    ) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<Heard>>> {
+        let context = "listening to the other instances";
+        // Its own connection (LISTEN lives as long as the session); sqlx
+        // makes it again when it is lost, and says so (`try_recv` → None).
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(db(context))?;
+        listener.listen(topic).await.map_err(db(context))?;
+        let (heard, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let topic = topic.to_string();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    next = listener.try_recv() => next,
+                    _ = heard.closed() => return,
+                };
+                let said = match next {
+                    Ok(Some(notification)) => Heard::Said(notification.payload().to_string()),
+                    Ok(None) => {
+                        tracing::warn!(topic, "PostgreSQL: the listening connection was lost; listening again (what was announced meanwhile is caught up)");
+                        Heard::MayHaveMissed
+                    }
+                    Err(e) => {
+                        tracing::error!(topic, error = %e, "PostgreSQL: listening failed; trying again in a second");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        Heard::MayHaveMissed
+                    }
+                };
+                if heard.send(said).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Some(receiver))
     }
 
     async fn try_lead(&self, role: &str) -> StoreResult<Option<Leadership>> {

@@ -156,6 +156,14 @@ impl Commit {
     }
 }
 
+/// What a listener hears ([`Store::listen`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Heard {
+    Said(String),
+    /// The connection was lost and made again: announcements may be gone.
+    MayHaveMissed,
+}
+
 /// How a channel reaches an address proactively (opaque to the store).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelReference {
@@ -534,6 +542,26 @@ pub trait Store: Send + Sync {
     /// kept (the channel's own memory only).
     async fn record_sent_parts(&self, _id: i64, _parts: &[Option<String>]) -> StoreResult<()> {
         Ok(())
+    }
+
+    /// Tells every process sharing the store (this one too) `payload` on
+    /// `topic` (PostgreSQL `NOTIFY`): for what must reach an instance at
+    /// once, such as a web page's socket open on another instance. Default:
+    /// nobody else to tell.
+    async fn announce(&self, _topic: &str, _payload: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// What is announced on `topic` from now on, by any process sharing the
+    /// store: `Heard::Said(payload)`, or `Heard::MayHaveMissed` after the
+    /// listening connection was lost and made again (announcements in
+    /// between are gone: catch up on everything). `None`: only this process
+    /// uses the store, so nothing is ever announced.
+    async fn listen(
+        &self,
+        _topic: &str,
+    ) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<Heard>>> {
+        Ok(None)
     }
 
     /// Tries to become the one holder of `role` (`discord-gateway`) among

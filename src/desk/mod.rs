@@ -233,6 +233,21 @@ impl Desk {
 
     /// Tries to become the one holder of `role` among the processes
     /// sharing the store ([`Store::try_lead`]).
+    /// Tells every instance sharing the store `payload` on `topic`
+    /// ([`Store::announce`]).
+    pub async fn announce(&self, topic: &str, payload: &str) -> Result<(), DeskError> {
+        Ok(self.inner.store.announce(topic, payload).await?)
+    }
+
+    /// What instances sharing the store announce on `topic`
+    /// ([`Store::listen`]); `None` when the store is this process's alone.
+    pub async fn listen(
+        &self,
+        topic: &str,
+    ) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<Heard>>, DeskError> {
+        Ok(self.inner.store.listen(topic).await?)
+    }
+
     pub async fn try_lead(&self, role: &str) -> Result<Option<Leadership>, DeskError> {
         Ok(self.inner.store.try_lead(role).await?)
     }

@@ -20,7 +20,8 @@ pub struct Service {
     pub desk: Desk,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
-    store: Arc<SqliteStore>,
+    /// `None` for a service on another store ([`Service::start_on`]).
+    store: Option<Arc<SqliteStore>>,
 }
 
 impl Service {
@@ -36,11 +37,32 @@ impl Service {
         Service::start_with_store(config, store.clone(), store, clock, env).await
     }
 
+    /// [`Service::start`] on any store (PostgreSQL, for several instances).
+    #[allow(dead_code)]
+    pub async fn start_on(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        env: &[(&str, &str)],
+    ) -> Service {
+        Service::start_desk(config, None, store, clock, env).await
+    }
+
     /// [`Service::start`] with the desk on `desk_store` (a test may wrap
     /// the SQLite store to inject failures).
     pub async fn start_with_store(
         config: Config,
         sqlite: Arc<SqliteStore>,
+        desk_store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        env: &[(&str, &str)],
+    ) -> Service {
+        Service::start_desk(config, Some(sqlite), desk_store, clock, env).await
+    }
+
+    async fn start_desk(
+        config: Config,
+        sqlite: Option<Arc<SqliteStore>>,
         desk_store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         env: &[(&str, &str)],
@@ -91,7 +113,7 @@ impl Service {
 
     /// The SQLite store, for checks while the service runs.
     pub fn store(&self) -> &Arc<SqliteStore> {
-        &self.store
+        self.store.as_ref().expect("a service on SQLite")
     }
 
     /// Graceful shutdown: waits until the outbox is flushed and every
@@ -101,7 +123,16 @@ impl Service {
             let _ = stop.send(());
         }
         self.task.await.expect("serve task");
-        self.store
+        self.store.expect("a service on SQLite")
+    }
+
+    /// Graceful shutdown of a service on any store.
+    #[allow(dead_code)]
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.expect("serve task");
     }
 }
 

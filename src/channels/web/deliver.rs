@@ -5,6 +5,13 @@
 //! the store, and the page replays it from its cursor when it connects
 //! (see the module docs of [`super`]).
 //!
+//! With several instances on one PostgreSQL the person's socket may be on
+//! another instance: after pushing, the deliverer announces the session
+//! ([`super::WEB_TOPIC`]); every instance listening (`serve` starts the
+//! listener) tells that session's sockets to send what they have not sent
+//! ([`super::Hub::catch_up`]). A listener that lost its connection tells
+//! every socket to catch up.
+//!
 //! Agent-side rows of web conversations (handoff card or thread, relayed
 //! messages, notes, transcript) are not the page's: `serve` wraps this
 //! deliverer so they go to the agents' side of `desk.agents` (the Teams
@@ -46,6 +53,13 @@ impl Deliver for WebDeliver {
                     .hub
                     .push(&session, &reply_message(item.id, replies));
                 tracing::debug!(row = item.id, sockets, "web: reply pushed");
+                // The person's page may be open on another instance (several
+                // on one PostgreSQL): it sends the row from there at once.
+                // Not an error for the row: that page also replays it when
+                // it reconnects.
+                if let Err(e) = self.ctx.desk.announce(super::WEB_TOPIC, &session).await {
+                    tracing::warn!(row = item.id, error = %e, "web: could not tell the other instances about a reply (a page open there shows it when it reconnects)");
+                }
                 Ok(())
             }
             other => Err(DeliveryError::Permanent(format!(

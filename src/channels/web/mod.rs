@@ -56,7 +56,7 @@ use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
@@ -136,6 +136,14 @@ impl Default for WebConfig {
     }
 }
 
+/// The topic instances announce web sessions on: a session whose row was
+/// delivered (by whichever instance), so an instance where that session has
+/// a socket open sends it at once ([`Hub::catch_up`]).
+pub const WEB_TOPIC: &str = "madoguchi_web";
+
+/// A push that is not sent to the page: "read what you have not sent".
+pub const CATCH_UP: &str = "catch_up";
+
 /// What a socket is sent: one JSON message of the protocol.
 pub type Push = Value;
 
@@ -185,6 +193,21 @@ impl Hub {
         };
         list.retain(|(_, tx)| tx.send(message.clone()).is_ok());
         list.len()
+    }
+
+    /// Tells `session`'s open sockets to send what they have not sent yet
+    /// (rows another instance delivered).
+    pub fn catch_up(&self, session: &str) {
+        self.push(session, &json!({ "type": CATCH_UP }));
+    }
+
+    /// [`Hub::catch_up`] for every open socket.
+    pub fn catch_up_all(&self) {
+        let mut sockets = self.sockets();
+        for list in sockets.values_mut() {
+            list.retain(|(_, tx)| tx.send(json!({ "type": CATCH_UP })).is_ok());
+        }
+        sockets.retain(|_, list| !list.is_empty());
     }
 
     /// Sockets open now (all sessions).

@@ -201,7 +201,7 @@ impl Connection {
         }
         match found {
             Ok(Some(conversation)) => {
-                if !self.replay(&conversation, cursor).await {
+                if !self.replay(&conversation, cursor, cursor == 0).await {
                     return;
                 }
             }
@@ -241,6 +241,12 @@ impl Connection {
             tokio::select! {
                 push = pushes.recv() => {
                     let Some(push) = push else { return };
+                    if push["type"] == super::CATCH_UP {
+                        if !self.catch_up().await {
+                            return;
+                        }
+                        continue;
+                    }
                     let id = push["id"].as_i64().unwrap_or(0);
                     if id > self.last {
                         self.last = id;
@@ -269,10 +275,27 @@ impl Connection {
         }
     }
 
-    /// Sends every row after `cursor` (and, from 0, what the person wrote).
-    async fn replay(&mut self, conversation: &str, cursor: i64) -> bool {
+    /// Another instance delivered rows of this session (or may have):
+    /// sends the rows after the last one this socket sent.
+    async fn catch_up(&mut self) -> bool {
+        match self.ctx.desk.conversation_at(CHANNEL, &self.session).await {
+            Ok(Some(conversation)) => {
+                let last = self.last;
+                self.replay(&conversation, last, false).await
+            }
+            Ok(None) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "web: cannot look up the session's conversation to catch up");
+                true
+            }
+        }
+    }
+
+    /// Sends every row after `cursor` (and, with `mine`, what the person
+    /// wrote, between the replies).
+    async fn replay(&mut self, conversation: &str, cursor: i64, mine: bool) -> bool {
         let ctx = self.ctx.clone();
-        let mut mine: Vec<(chrono::DateTime<chrono::Utc>, String)> = if cursor == 0 {
+        let mut mine: Vec<(chrono::DateTime<chrono::Utc>, String)> = if mine {
             match ctx.desk.transcript(conversation).await {
                 Ok(lines) => lines
                     .into_iter()
