@@ -11,6 +11,8 @@
 //! - a due timer fired by two instances at once fires once;
 //! - a redelivered activity (same id) is a no-op on any instance, also
 //!   when it opened the conversation;
+//! - two different first messages of one person on two instances at once
+//!   open one conversation, not two;
 //! - a web page open on one instance gets the replies another instance
 //!   delivered, at once (two real `serve`s, LISTEN/NOTIFY).
 //!
@@ -18,6 +20,8 @@
 //! starts a throwaway cluster and sets it). Unset, each test says why it
 //! is skipped and passes, except under CI (`CI` set), where it fails.
 
+#[path = "support/gated_store.rs"]
+mod gated_store;
 mod support;
 #[path = "support/web_client.rs"]
 mod web_client;
@@ -791,6 +795,47 @@ async fn a_page_open_on_another_instance_gets_the_reply_at_once() {
         for service in services {
             service.shutdown().await;
         }
+    })
+    .await;
+}
+
+/// A person's first two messages arrive at once on two instances (a double
+/// send, or Teams' "bot added" with the first message), and both instances
+/// find no conversation at the address before either opens one (the store
+/// makes both lookups meet). One conversation is opened; the other message
+/// is its next input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_first_messages_on_two_instances_open_one_conversation() {
+    with_instances("two_first_messages", 2, |stores, url| async move {
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let gate = Arc::new(std::sync::atomic::AtomicUsize::new(2));
+        let desks: Vec<Desk> = stores
+            .iter()
+            .map(|store| {
+                support::desk(Arc::new(gated_store::GatedStore {
+                    inner: store.clone() as Arc<dyn Store>,
+                    barrier: barrier.clone(),
+                    gate: gate.clone(),
+                }))
+            })
+            .collect();
+        let (a, b) = tokio::join!(
+            desks[0].receive(inbound("電話が来ません", "first-a")),
+            desks[1].receive(inbound("ロックされたかもしれない", "first-b")),
+        );
+        let (a, b) = (a.expect("first"), b.expect("second"));
+        assert_eq!(a.conversation_id, b.conversation_id, "one conversation");
+        let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+        let opened: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM conversations WHERE channel = 'teams' AND address = 'a:1-conversation'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+        assert_eq!(opened, 1);
+        let lines = person_lines(&stores[0].transcript(&a.conversation_id).await.unwrap());
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        pool.close().await;
     })
     .await;
 }

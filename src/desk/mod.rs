@@ -521,9 +521,8 @@ impl Desk {
     /// the conversation that lives there, or opens one (going straight to
     /// what a first message clearly means).
     pub async fn receive(&self, inbound: Inbound) -> Result<Outcome, DeskError> {
-        let existing = self
-            .inner
-            .store
+        let store = &self.inner.store;
+        let found = store
             .conversation_at(&inbound.channel, &inbound.address)
             .await?;
         let reference = inbound.reference.map(|reference| ChannelReference {
@@ -531,29 +530,43 @@ impl Desk {
             address: inbound.address.clone(),
             reference,
         });
-        match existing {
-            Some(id) => {
-                self.handle_with(&id, inbound.input, inbound.key, reference, inbound.at)
-                    .await
-            }
-            None => {
-                let first_text = match inbound.input {
-                    Input::Text(text) | Input::Open(text) => Some(text),
-                    _ => None,
-                };
-                self.open_at(
-                    &inbound.channel,
-                    &inbound.user_key,
-                    &inbound.locale_hint,
-                    first_text,
-                    Some(&inbound.address),
-                    inbound.key,
-                    reference,
-                    inbound.at,
-                )
-                .await
-            }
+        if let Some(id) = found {
+            return self
+                .handle_with(&id, inbound.input, inbound.key, reference, inbound.at)
+                .await;
         }
+        // Only one input opens a conversation at an address: two first
+        // messages at once (a double send, Teams' "bot added" with the first
+        // message, two instances) would otherwise open two. Hold the address
+        // (here and, on PostgreSQL, across instances) and look again: the
+        // second finds the first's conversation and is its next input.
+        let opening = self
+            .lock(&opening_key(&inbound.channel, &inbound.address))
+            .await;
+        if let Some(id) = store
+            .conversation_at(&inbound.channel, &inbound.address)
+            .await?
+        {
+            drop(opening);
+            return self
+                .handle_with(&id, inbound.input, inbound.key, reference, inbound.at)
+                .await;
+        }
+        let first_text = match inbound.input {
+            Input::Text(text) | Input::Open(text) => Some(text),
+            _ => None,
+        };
+        self.open_at(
+            &inbound.channel,
+            &inbound.user_key,
+            &inbound.locale_hint,
+            first_text,
+            Some(&inbound.address),
+            inbound.key,
+            reference,
+            inbound.at,
+        )
+        .await
     }
 
     /// The person asked to start (Discord `/mfa` in a DM, Teams adding the
@@ -569,9 +582,13 @@ impl Desk {
         reference: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Outcome, DeskError> {
+        // Held like a first message's open (see `receive`), and let go
+        // before resuming (one hold at a time per task).
+        let opening = self.lock(&opening_key(channel, address)).await;
         let existing = self.inner.store.find_by_address(channel, address).await?;
         match existing {
             Some(record) if self.decode(&record)?.mode.status() != "closed" => {
+                drop(opening);
                 self.resume(&record.id, now).await
             }
             _ => {
@@ -657,7 +674,11 @@ impl Desk {
             updated_at: now,
             address: address.map(str::to_string),
         };
-        let _guard = self.lock(&id).await;
+        // A fresh id nobody else can know until it is committed: the local
+        // lock only, no hold across instances (opening already holds the
+        // address; a second hold connection each could exhaust the pool
+        // when many people open at once).
+        let _guard = self.lock_with(&id, false).await;
         let input = match first_text {
             Some(text) => Input::Open(text),
             None => Input::Start,
@@ -853,6 +874,12 @@ impl Desk {
     }
 
     async fn lock(&self, conversation: &str) -> ConversationGuard {
+        self.lock_with(conversation, true).await
+    }
+
+    /// The conversation's lock in this process and, with `across`, its hold
+    /// against other instances sharing the store.
+    async fn lock_with(&self, conversation: &str, across: bool) -> ConversationGuard {
         let lock = {
             let mut locks = self
                 .inner
@@ -865,11 +892,15 @@ impl Desk {
                 .clone()
         };
         let guard = lock.clone().lock_owned().await;
-        let hold = match self.inner.store.hold_conversation(conversation).await {
-            Ok(hold) => Some(hold),
-            Err(e) => {
-                tracing::warn!(conversation, error = %e, "cannot hold the conversation against other instances; relying on the version check");
-                None
+        let hold = if !across {
+            None
+        } else {
+            match self.inner.store.hold_conversation(conversation).await {
+                Ok(hold) => Some(hold),
+                Err(e) => {
+                    tracing::warn!(conversation, error = %e, "cannot hold the conversation against other instances; relying on the version check");
+                    None
+                }
             }
         };
         ConversationGuard {
@@ -1002,6 +1033,13 @@ impl Desk {
             handoff,
         }
     }
+}
+
+/// The lock (and, on PostgreSQL, the hold across instances) taken to open
+/// a conversation at an address; never a conversation id (those are
+/// hexadecimal).
+fn opening_key(channel: &str, address: &str) -> String {
+    format!("opening:{channel}:{address}")
 }
 
 /// One input on its way through the desk.
