@@ -12,6 +12,11 @@
 //! never wait for the writer, and a query costs less than the hand-over
 //! to another thread would. A read started after a write's outcome was
 //! reported sees that write.
+//!
+//! The reads every input makes (the conversation at an address, its
+//! record, its channel reference) are first answered from what the writer
+//! committed ([`cache`]), kept there before any caller hears of the
+//! commit; the database is asked only when that does not know.
 
 mod cache;
 mod sql;
