@@ -5,6 +5,8 @@
 
 #[path = "support/gated_store.rs"]
 mod gated_store;
+#[path = "support/hooked_store.rs"]
+mod hooked_store;
 mod support;
 
 use std::sync::Arc;
@@ -69,12 +71,7 @@ fn first_message(text: &str, key: &str) -> Inbound {
 /// conversation at the address before either opens one (the store makes
 /// the two lookups meet). One conversation is opened, with both messages.
 async fn two_first_messages_open_one_conversation(store: Arc<dyn Store>) {
-    let gated = Arc::new(gated_store::GatedStore {
-        inner: store.clone(),
-        barrier: Arc::new(tokio::sync::Barrier::new(2)),
-        gate: Arc::new(std::sync::atomic::AtomicUsize::new(2)),
-    });
-    let desk = support::desk(gated);
+    let desk = support::desk(gated_store::gated(store.clone(), &gated_store::gate(2)));
     let (a, b) = tokio::join!(
         desk.receive(first_message("電話が来ません", "m-1")),
         desk.receive(first_message("SMSも届かない", "m-2")),

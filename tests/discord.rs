@@ -8,6 +8,8 @@
 //! archive durations, DMs refused with 50007, close 4014/4004, guild-only
 //! commands absent from DMs); the tests below show the bot keeps them.
 
+#[path = "support/hooked_store.rs"]
+mod hooked_store;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use hooked_store::{Hook, HookedStore};
 use madoguchi::clock::{Clock, ManualClock};
 use madoguchi::conversation::sqlite::SqliteStore;
 use madoguchi::conversation::store::*;
@@ -64,7 +66,9 @@ async fn start_slow(
     let sqlite = Arc::new(SqliteStore::open(db).await.expect("sqlite"));
     let slow = Arc::new(SlowStore {
         inner: sqlite.clone(),
-        gate: std::sync::Mutex::new(None),
+        hook: Slow {
+            gate: std::sync::Mutex::new(None),
+        },
     });
     let service =
         Service::start_with_store(discord_config(fake), sqlite, slow.clone(), clock, TOKEN_ENV)
@@ -78,8 +82,10 @@ type Armed = (&'static str, watch::Sender<bool>, oneshot::Receiver<()>);
 
 /// The SQLite store, except that the next call of an armed kind waits
 /// until the test releases it.
-struct SlowStore {
-    inner: Arc<SqliteStore>,
+type SlowStore = HookedStore<Slow>;
+
+/// The hook: holds the next call of the armed method.
+struct Slow {
     gate: std::sync::Mutex<Option<Armed>>,
 }
 
@@ -98,8 +104,8 @@ impl Gate {
     }
 }
 
-impl SlowStore {
-    /// The next call of `method` (`find_by_address`,
+impl Slow {
+    /// The next call of `method` (`conversation_at`,
     /// `find_handoff_by_address`) waits for the returned gate.
     fn hold_next(&self, method: &'static str) -> Gate {
         let (reached_tx, reached) = watch::channel(false);
@@ -124,89 +130,9 @@ impl SlowStore {
 }
 
 #[async_trait]
-impl Store for SlowStore {
-    async fn load(&self, id: &str) -> StoreResult<Option<ConversationRecord>> {
-        self.inner.load(id).await
-    }
-    async fn latest_for_user(&self, c: &str, u: &str) -> StoreResult<Option<ConversationRecord>> {
-        self.inner.latest_for_user(c, u).await
-    }
-    async fn conversations_of_user(
-        &self,
-        c: &str,
-        u: &str,
-    ) -> StoreResult<Vec<ConversationRecord>> {
-        self.inner.conversations_of_user(c, u).await
-    }
-    async fn commit(&self, commit: Commit) -> StoreResult<CommitOutcome> {
-        self.inner.commit(commit).await
-    }
-    async fn due_timers(&self, now: DateTime<Utc>, c: Option<&str>) -> StoreResult<Vec<TimerRow>> {
-        self.inner.due_timers(now, c).await
-    }
-    async fn next_timer_due(&self, c: Option<&str>) -> StoreResult<Option<DateTime<Utc>>> {
-        self.inner.next_timer_due(c).await
-    }
-    async fn pending_conversations(&self, channel: &str, limit: i64) -> StoreResult<Vec<String>> {
-        self.inner.pending_conversations(channel, limit).await
-    }
-    async fn pending_outbox(
-        &self,
-        ch: &str,
-        c: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<OutboxMessage>> {
-        self.inner.pending_outbox(ch, c, limit).await
-    }
-    async fn enqueue(
-        &self,
-        c: &str,
-        ch: &str,
-        payload: Value,
-        at: DateTime<Utc>,
-    ) -> StoreResult<i64> {
-        self.inner.enqueue(c, ch, payload, at).await
-    }
-    async fn mark_sent(&self, ids: &[i64], at: DateTime<Utc>) -> StoreResult<()> {
-        self.inner.mark_sent(ids, at).await
-    }
-    async fn transcript(&self, c: &str) -> StoreResult<Vec<TranscriptEntry>> {
-        self.inner.transcript(c).await
-    }
-    async fn handoffs(&self, c: &str) -> StoreResult<Vec<HandoffRecord>> {
-        self.inner.handoffs(c).await
-    }
-    async fn handoff(&self, ticket: &str) -> StoreResult<Option<HandoffRecord>> {
-        self.inner.handoff(ticket).await
-    }
-    async fn queue_length(&self) -> StoreResult<i64> {
-        self.inner.queue_length().await
-    }
-    async fn queue_position(&self, ticket: &str) -> StoreResult<i64> {
-        self.inner.queue_position(ticket).await
-    }
-    async fn find_by_address(&self, c: &str, a: &str) -> StoreResult<Option<ConversationRecord>> {
-        self.pass("find_by_address").await;
-        self.inner.find_by_address(c, a).await
-    }
-    async fn address_of(&self, c: &str) -> StoreResult<Option<String>> {
-        self.inner.address_of(c).await
-    }
-    async fn set_handoff_address(&self, ticket: &str, a: &str) -> StoreResult<()> {
-        self.inner.set_handoff_address(ticket, a).await
-    }
-    async fn find_handoff_by_address(&self, a: &str) -> StoreResult<Option<HandoffRecord>> {
-        self.pass("find_handoff_by_address").await;
-        self.inner.find_handoff_by_address(a).await
-    }
-    async fn reference(&self, ch: &str, a: &str) -> StoreResult<Option<String>> {
-        self.inner.reference(ch, a).await
-    }
-    async fn failed_reason(&self, id: i64) -> StoreResult<Option<String>> {
-        self.inner.failed_reason(id).await
-    }
-    async fn mark_failed(&self, id: i64, reason: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        self.inner.mark_failed(id, reason, at).await
+impl Hook for Slow {
+    async fn before(&self, method: &'static str) {
+        self.pass(method).await;
     }
 }
 
@@ -977,7 +903,7 @@ async fn a_press_is_answered_before_a_slow_database_is_read() {
     dm(&fake, "こんにちは").await;
     wait_message(&fake, DM, "start-question").await;
     let on = bot_message(&fake, DM, &text("start-question", &[]));
-    let mut slow = store.hold_next("find_by_address");
+    let mut slow = store.hook.hold_next("conversation_at");
     let id = fake.next_id();
     let token = format!("tok-{id}");
     fake.dispatch(
@@ -1040,7 +966,7 @@ async fn staff_threads_last_a_week_and_claim_answers_in_time_in_an_archived_one(
     assert_eq!(metadata["auto_archive_duration"], 10080);
 
     fake.archive_thread(thread);
-    let mut slow = store.hold_next("find_handoff_by_address");
+    let mut slow = store.hook.hold_next("find_handoff_by_address");
     let (id, token) = send_command(
         &fake,
         thread,

@@ -22,6 +22,8 @@
 
 #[path = "support/gated_store.rs"]
 mod gated_store;
+#[path = "support/hooked_store.rs"]
+mod hooked_store;
 mod support;
 #[path = "support/web_client.rs"]
 mod web_client;
@@ -807,17 +809,10 @@ async fn a_page_open_on_another_instance_gets_the_reply_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_first_messages_on_two_instances_open_one_conversation() {
     with_instances("two_first_messages", 2, |stores, url| async move {
-        let barrier = Arc::new(tokio::sync::Barrier::new(2));
-        let gate = Arc::new(std::sync::atomic::AtomicUsize::new(2));
+        let gate = gated_store::gate(2);
         let desks: Vec<Desk> = stores
             .iter()
-            .map(|store| {
-                support::desk(Arc::new(gated_store::GatedStore {
-                    inner: store.clone() as Arc<dyn Store>,
-                    barrier: barrier.clone(),
-                    gate: gate.clone(),
-                }))
-            })
+            .map(|store| support::desk(gated_store::gated(store.clone(), &gate)))
             .collect();
         let (a, b) = tokio::join!(
             desks[0].receive(inbound("電話が来ません", "first-a")),
